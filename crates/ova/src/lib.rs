@@ -1,0 +1,1 @@
+//! cloudimg ova crate (being built).

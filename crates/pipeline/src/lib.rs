@@ -1,0 +1,1 @@
+//! cloudimg pipeline crate (being built).
