@@ -4,10 +4,29 @@
 //! everything that touches files builds on them. Every failure is an [`Error`]
 //! with a stable [`ErrorKind`] plus the file, field and byte offset involved.
 
+pub mod alloc;
+pub mod bat;
+pub mod bitmap;
+pub mod chain;
+pub mod coalesce;
+pub mod convert;
+pub mod create;
+pub mod check;
 pub mod error;
 pub mod format;
+pub mod image;
+pub mod info;
+pub mod io;
+pub mod reader;
+pub mod write;
 
+pub use alloc::{Extent, Extents, Source};
+pub use bitmap::Bitmap;
+pub use chain::{Chain, ChainOptions, ChainWarning};
 pub use error::{Error, ErrorKind, Result};
+pub use image::{Image, LocatorInfo, Warning};
+pub use io::{FileIo, LayerIo};
+pub use reader::ChainReader;
 pub use format::{
     checksum::vhd_checksum, footer::DiskType, footer::Footer, geometry::Geometry,
     header::DynamicHeader, locator::ParentLocator, locator::PlatformCode,

@@ -63,7 +63,7 @@ impl Geometry {
 
     pub(crate) fn parse(b: &[u8]) -> Geometry {
         Geometry {
-            cylinders: u16::from_be_bytes([b[0], b[1]]),
+            cylinders: super::be_u16(b, 0),
             heads: b[2],
             sectors_per_track: b[3],
         }

@@ -1,0 +1,1 @@
+//! Indexed multi-member gzip (being built).

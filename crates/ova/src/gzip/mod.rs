@@ -1,0 +1,27 @@
+//! Gzip output made in parallel, and gzip input read in parallel.
+//!
+//! - [`ParGzWriter`]: one standard gzip member compressed pigz-style (chunks
+//!   primed with the previous 32 KiB, sync-flushed, CRC combined), read by
+//!   every gzip reader.
+//! - [`indexed`]: BGZF-like multi-member gzip with an index, so our reader can
+//!   decompress members in parallel and read any byte range.
+
+pub(crate) mod deflate;
+pub mod header;
+pub mod indexed;
+pub(crate) mod ordered;
+pub mod parallel;
+
+pub use parallel::{GzOptions, ParGzWriter};
+
+/// Default chunk of input compressed by one job.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
+/// Default compression level (gzip's).
+pub const DEFAULT_LEVEL: u32 = 6;
+
+/// Worker threads to use when the caller does not say: the available cores.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

@@ -1,0 +1,250 @@
+//! The input side of unpacking: the compressed stream is hashed (MD5 always,
+//! SHA256 on request) and counted as it is read, gunzipped when it starts with
+//! the gzip magic (plain tar otherwise, as an OVA is), and the decompressed
+//! side is held to the size and ratio caps so a bomb stops early.
+
+use crate::error::{Error, ErrorKind, Result};
+use flate2::bufread::MultiGzDecoder;
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use std::io::{self, BufRead, BufReader, Read};
+
+/// Caps for untrusted archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most entries (of any type) in the archive.
+    pub max_members: usize,
+    /// Largest single member.
+    pub max_member_size: u64,
+    /// Most decompressed bytes in all.
+    pub max_total_size: u64,
+    /// Most decompressed bytes per compressed byte, checked once
+    /// `ratio_grace` bytes have come out (small archives compress absurdly well).
+    pub max_ratio: u64,
+    pub ratio_grace: u64,
+}
+
+impl Default for Limits {
+    /// Sized for VHD packages: a VHD is at most 2040 GiB of data plus metadata;
+    /// a real dynamic chain compresses well under 100:1, and deflate itself
+    /// cannot exceed about 1032:1, so 200:1 past the first 256 MiB only stops
+    /// bombs (raise it for fixed, nearly empty disks).
+    fn default() -> Self {
+        Limits {
+            max_members: 256,
+            max_member_size: 2048 << 30,
+            max_total_size: 8 << 40,
+            max_ratio: 200,
+            ratio_grace: 256 << 20,
+        }
+    }
+}
+
+/// Digests of the compressed stream a caller expects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expected {
+    pub md5: Option<[u8; 16]>,
+    pub sha256: Option<[u8; 32]>,
+}
+
+impl Expected {
+    /// Parses hex digests (either may be absent).
+    pub fn from_hex(md5: Option<&str>, sha256: Option<&str>) -> Result<Expected> {
+        fn parse<const N: usize>(s: &str, what: &str) -> Result<[u8; N]> {
+            let mut out = [0u8; N];
+            hex::decode_to_slice(s.trim(), &mut out).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("expected {what} is not {} hex digits: {s:?}", N * 2),
+                )
+            })?;
+            Ok(out)
+        }
+        Ok(Expected {
+            md5: md5.map(|s| parse(s, "MD5")).transpose()?,
+            sha256: sha256.map(|s| parse(s, "SHA256")).transpose()?,
+        })
+    }
+}
+
+/// What was read, once the stream is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Bytes of the (compressed) input.
+    pub compressed_bytes: u64,
+    /// Bytes after gunzip (equal to the input for a plain tar).
+    pub uncompressed_bytes: u64,
+    pub gzip: bool,
+    /// Hex digests of the compressed input.
+    pub md5: String,
+    pub sha256: Option<String>,
+}
+
+/// Hashes and counts what passes through.
+struct Hashing<R> {
+    inner: R,
+    md5: Md5,
+    sha256: Option<Sha256>,
+    count: u64,
+    progress: Option<ProgressFn>,
+}
+
+/// Called with the number of compressed bytes read so far.
+pub type ProgressFn = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.md5.update(&buf[..n]);
+        if let Some(s) = &mut self.sha256 {
+            s.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        if let Some(p) = &self.progress {
+            p(self.count);
+        }
+        Ok(n)
+    }
+}
+
+enum Body<R: Read> {
+    Gzip(MultiGzDecoder<BufReader<Hashing<R>>>),
+    Plain(BufReader<Hashing<R>>),
+}
+
+/// A `Read` of the decompressed archive that hashes, counts and caps.
+pub struct Decoder<R: Read> {
+    body: Body<R>,
+    out: u64,
+    limits: Limits,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Wraps `source`; sniffs the gzip magic from the first bytes.
+    pub fn new(
+        source: R,
+        limits: Limits,
+        sha256: bool,
+        progress: Option<ProgressFn>,
+    ) -> Result<Self> {
+        let hashing = Hashing {
+            inner: source,
+            md5: Md5::new(),
+            sha256: sha256.then(Sha256::new),
+            count: 0,
+            progress,
+        };
+        let mut buf = BufReader::with_capacity(256 * 1024, hashing);
+        let head = buf.fill_buf().map_err(|e| Error::io("read archive", e).at(0))?;
+        let body = if head.starts_with(&crate::gzip::header::MAGIC) {
+            Body::Gzip(MultiGzDecoder::new(buf))
+        } else {
+            Body::Plain(buf)
+        };
+        Ok(Decoder {
+            body,
+            out: 0,
+            limits,
+        })
+    }
+
+    pub fn is_gzip(&self) -> bool {
+        matches!(self.body, Body::Gzip(_))
+    }
+
+    fn hashing(&self) -> &Hashing<R> {
+        match &self.body {
+            Body::Gzip(g) => g.get_ref().get_ref(),
+            Body::Plain(b) => b.get_ref(),
+        }
+    }
+
+    /// Compressed bytes read so far.
+    pub fn compressed_bytes(&self) -> u64 {
+        self.hashing().count
+    }
+
+    /// Reads to the end (checking the gzip trailer and feeding the hashes),
+    /// then returns the statistics.
+    pub fn finish(mut self) -> Result<StreamStats> {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let at = self.out;
+            match self.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("read after end of archive", e).at(at)),
+            }
+        }
+        let gzip = self.is_gzip();
+        let h = match self.body {
+            Body::Gzip(g) => g.into_inner().into_inner(),
+            Body::Plain(b) => b.into_inner(),
+        };
+        Ok(StreamStats {
+            compressed_bytes: h.count,
+            uncompressed_bytes: self.out,
+            gzip,
+            md5: hex::encode(h.md5.finalize()),
+            sha256: h.sha256.map(|s| hex::encode(s.finalize())),
+        })
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match &mut self.body {
+            Body::Gzip(g) => g.read(buf),
+            Body::Plain(b) => b.read(buf),
+        }?;
+        self.out += n as u64;
+        let l = &self.limits;
+        if self.out > l.max_total_size {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("archive expands past {} bytes", l.max_total_size),
+            )
+            .at(self.out)
+            .into_io());
+        }
+        if self.out > l.ratio_grace {
+            let compressed = self.compressed_bytes().max(1);
+            if self.out / compressed > l.max_ratio {
+                return Err(Error::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "compression ratio over {}:1 ({} bytes from {compressed}): a decompression bomb?",
+                        l.max_ratio, self.out
+                    ),
+                )
+                .at(self.out)
+                .into_io());
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Compares the stream's digests with what the caller expected.
+pub fn verify(stats: &StreamStats, expected: &Expected) -> Result<()> {
+    if let Some(md5) = expected.md5 {
+        let want = hex::encode(md5);
+        if stats.md5 != want {
+            return Err(Error::new(
+                ErrorKind::ChecksumMismatch,
+                format!("MD5 of the compressed stream is {}, expected {want}", stats.md5),
+            ));
+        }
+    }
+    if let (Some(sha), Some(got)) = (expected.sha256, &stats.sha256) {
+        let want = hex::encode(sha);
+        if *got != want {
+            return Err(Error::new(
+                ErrorKind::ChecksumMismatch,
+                format!("SHA256 of the compressed stream is {got}, expected {want}"),
+            ));
+        }
+    }
+    Ok(())
+}

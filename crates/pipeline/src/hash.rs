@@ -1,0 +1,166 @@
+//! Hashing helpers: the whole-object digests (MD5, SHA-256, SHA-512) computed in one pass,
+//! per-segment MD5 readers, and ETag normalisation.
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+use sha2::{Sha256, Sha512};
+use std::io::{self, Read};
+
+/// Hex digests of a whole object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Checksums {
+    /// MD5, lowercase hex.
+    pub md5: String,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// SHA-512, lowercase hex.
+    pub sha512: String,
+}
+
+/// MD5 + SHA-256 + SHA-512 fed with the same bytes.
+#[derive(Clone, Default)]
+pub struct MultiHasher {
+    md5: Md5,
+    sha256: Sha256,
+    sha512: Sha512,
+}
+
+impl MultiHasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes. The three digests run on scoped threads for large chunks so that one
+    /// core is not the ceiling of the pipeline.
+    pub fn update(&mut self, data: &[u8]) {
+        if data.len() < (1 << 20) {
+            self.md5.update(data);
+            self.sha256.update(data);
+            self.sha512.update(data);
+            return;
+        }
+        let (md5, sha256, sha512) = (&mut self.md5, &mut self.sha256, &mut self.sha512);
+        std::thread::scope(|s| {
+            s.spawn(|| sha512.update(data));
+            s.spawn(|| sha256.update(data));
+            md5.update(data);
+        });
+    }
+
+    /// The hex digests.
+    pub fn finish(self) -> Checksums {
+        Checksums {
+            md5: hex::encode(self.md5.finalize()),
+            sha256: hex::encode(self.sha256.finalize()),
+            sha512: hex::encode(self.sha512.finalize()),
+        }
+    }
+}
+
+/// MD5 of a byte slice as lowercase hex.
+pub fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// Strips quotes and lowercases an ETag so that `"ABC"` and `abc` compare equal.
+pub fn normalize_etag(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_ascii_lowercase()
+}
+
+/// The ETag Swift reports for a DLO/SLO and S3 for a multipart object: MD5 of the
+/// concatenated binary (S3) or hex (Swift) segment MD5s.
+pub fn md5_of_hex_etags<'a>(etags: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Md5::new();
+    for e in etags {
+        h.update(normalize_etag(e).as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// S3 multipart ETag: `md5(concat(binary part md5s))-N`.
+pub fn s3_multipart_etag<'a>(etags: impl IntoIterator<Item = &'a str>) -> String {
+    let mut h = Md5::new();
+    let mut n = 0;
+    for e in etags {
+        let bin = hex::decode(normalize_etag(e)).unwrap_or_default();
+        h.update(&bin);
+        n += 1;
+    }
+    format!("{}-{n}", hex::encode(h.finalize()))
+}
+
+/// A reader that computes the MD5 and counts the bytes of what passes through.
+pub struct Md5Reader<R> {
+    inner: R,
+    md5: Md5,
+    count: u64,
+}
+
+impl<R: Read> Md5Reader<R> {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
+        Md5Reader {
+            inner,
+            md5: Md5::new(),
+            count: 0,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Hex MD5 of everything read.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.md5.finalize()), self.count)
+    }
+}
+
+impl<R: Read> Read for Md5Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.md5.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests() {
+        let mut h = MultiHasher::new();
+        h.update(b"abc");
+        let c = h.finish();
+        assert_eq!(c.md5, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            c.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(c.sha512.starts_with("ddaf35a193617aba"));
+    }
+
+    #[test]
+    fn big_chunks_match_small_ones() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut a = MultiHasher::new();
+        a.update(&data);
+        let mut b = MultiHasher::new();
+        for c in data.chunks(1000) {
+            b.update(c);
+        }
+        assert_eq!(a.finish(), b.finish());
+    }
+
+    #[test]
+    fn etags() {
+        assert_eq!(normalize_etag("\"ABCD\""), "abcd");
+        let e = md5_hex(b"x");
+        assert_eq!(md5_of_hex_etags([e.as_str()]), md5_hex(e.as_bytes()));
+        assert!(s3_multipart_etag([e.as_str(), e.as_str()]).ends_with("-2"));
+    }
+}

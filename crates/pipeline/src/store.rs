@@ -1,0 +1,428 @@
+//! The storage interface every backend implements, and the value types it speaks.
+//!
+//! Objects are addressed by [`ObjectPath`] (container or bucket + object name). The trait
+//! holds primitives only; segmenting, parallelism and verification live in
+//! [`crate::upload`] and [`crate::download`], so they are written once for every backend.
+//! Every primitive retries transient failures itself (see [`crate::retry`]) except reading
+//! a returned body stream, which the caller re-requests.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::retry::RetryPolicy;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// A container (Swift), bucket (S3) or directory (local), and an object name inside it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ObjectPath {
+    /// Container, bucket or top-level directory.
+    pub container: String,
+    /// Object name; may contain `/`.
+    pub name: String,
+}
+
+impl ObjectPath {
+    /// Builds a path.
+    pub fn new(container: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectPath {
+            container: container.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.container, self.name)
+    }
+}
+
+/// A request body that can be read again from the start, so a failed PUT can be retried.
+pub trait Body: Send + Sync {
+    /// Exact number of bytes the reader yields.
+    fn len(&self) -> u64;
+    /// True when empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A fresh reader from the first byte.
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+impl Body for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self))
+    }
+}
+
+impl Body for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.as_slice()))
+    }
+}
+
+/// A byte range of a local file, read with positional reads (no shared cursor), so
+/// several segments of one file can be sent in parallel and retried.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    /// The file.
+    pub file: Arc<File>,
+    /// First byte.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl Body for FileRange {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(PreadReader {
+            file: &self.file,
+            pos: self.offset,
+            end: self.offset + self.len,
+        }))
+    }
+}
+
+struct PreadReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for PreadReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while being uploaded",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Options of a single PUT.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Expected MD5 (hex). Sent to the server (Swift `ETag`, S3 `Content-MD5`) so it refuses
+    /// corrupted bodies; the returned ETag is always compared with the MD5 of what was sent.
+    pub md5: Option<String>,
+    /// Content type.
+    pub content_type: Option<String>,
+    /// User metadata (`X-Object-Meta-*` / `x-amz-meta-*`), keys lowercase.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What a successful PUT returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    /// Normalised ETag (lowercase hex, no quotes); equals the MD5 of the body.
+    pub etag: String,
+    /// Bytes sent.
+    pub size: u64,
+}
+
+/// Large-object information found by `head`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Manifest {
+    /// Swift dynamic large object: every object under `container`/`prefix`, lexical order.
+    Dlo {
+        /// Segment container.
+        container: String,
+        /// Segment name prefix.
+        prefix: String,
+    },
+    /// Swift static large object; fetch the segment list with `get_slo_manifest`.
+    Slo,
+    /// S3 multipart object (ETag `...-N`).
+    S3Multipart {
+        /// Number of parts, from the ETag.
+        parts: u32,
+    },
+}
+
+/// What `head` knows about an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ObjectInfo {
+    /// Content length (for a Swift large object, the total the server reports).
+    pub size: u64,
+    /// Normalised ETag, if any.
+    pub etag: Option<String>,
+    /// Large-object manifest, if the object is one.
+    pub manifest: Option<Manifest>,
+    /// Content type, if known.
+    pub content_type: Option<String>,
+    /// User metadata, keys lowercase without the `x-object-meta-`/`x-amz-meta-` prefix.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListEntry {
+    /// Object name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Normalised ETag.
+    pub etag: String,
+}
+
+/// One page of a listing; the next page starts after the last entry's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Entries in byte-wise lexical order.
+    pub entries: Vec<ListEntry>,
+    /// True when more entries may follow.
+    pub truncated: bool,
+}
+
+/// A segment of a static large object (SLO) manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentRef {
+    /// The segment object.
+    pub path: ObjectPath,
+    /// Normalised ETag (MD5 hex).
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A part of an S3 multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartInfo {
+    /// 1-based part number.
+    pub number: u32,
+    /// Normalised ETag.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a backend can do; the upload engine picks a large-object kind from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Swift-style dynamic large objects.
+    pub dlo: bool,
+    /// Swift-style static large objects.
+    pub slo: bool,
+    /// S3-style multipart uploads.
+    pub multipart: bool,
+    /// Largest single object (or segment/part).
+    pub max_object_size: u64,
+    /// Most segments in one SLO manifest / parts in one multipart upload.
+    pub max_segments: u64,
+    /// Smallest part except the last (S3: 5 MiB), 0 when unconstrained.
+    pub min_part_size: u64,
+}
+
+/// A response body of known length; reading past a short body yields an
+/// `UnexpectedEof` error rather than a silent short read.
+pub struct GetStream {
+    /// The bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// Expected number of bytes.
+    pub len: u64,
+}
+
+/// The storage interface. All methods are blocking and thread-safe; share a store as
+/// `Arc<dyn ObjectStore>` among worker threads.
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// A URL for messages (`swift://c/o`, `s3://b/k`, `file:///...`).
+    fn url(&self, path: &ObjectPath) -> String;
+
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The retry policy used by this store's primitives (and by callers re-reading bodies).
+    fn retry_policy(&self) -> RetryPolicy;
+
+    /// Creates the container if missing (idempotent).
+    fn ensure_container(&self, container: &str) -> Result<()>;
+
+    /// True when the container exists.
+    fn container_exists(&self, container: &str) -> Result<bool>;
+
+    /// Stores `body` as one object. Computes the MD5 while sending and fails with
+    /// [`ErrorKind::Integrity`] if the server's ETag differs (or `opts.md5` does).
+    fn put(&self, path: &ObjectPath, body: &dyn Body, opts: &PutOptions) -> Result<PutResult>;
+
+    /// Reads an object, or `range` of it (end exclusive; must be non-empty and within size).
+    /// For a Swift large object the server concatenates the segments.
+    fn get(&self, path: &ObjectPath, range: Option<Range<u64>>) -> Result<GetStream>;
+
+    /// Size, ETag, metadata and large-object manifest information.
+    fn head(&self, path: &ObjectPath) -> Result<ObjectInfo>;
+
+    /// Up to `limit` objects whose names start with `prefix` and sort after `marker`.
+    fn list(
+        &self,
+        container: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage>;
+
+    /// Deletes one object (a manifest only, not its segments). Missing is `NotFound`.
+    fn delete(&self, path: &ObjectPath) -> Result<()>;
+
+    /// Writes a zero-byte DLO manifest pointing at `segments_container`/`prefix`.
+    fn put_dlo_manifest(
+        &self,
+        path: &ObjectPath,
+        segments_container: &str,
+        prefix: &str,
+    ) -> Result<()> {
+        let _ = (segments_container, prefix);
+        Err(unsupported(self, path, "DLO manifests"))
+    }
+
+    /// Writes an SLO manifest listing `segments` in order (the server checks etags/sizes).
+    fn put_slo_manifest(&self, path: &ObjectPath, segments: &[SegmentRef]) -> Result<()> {
+        let _ = segments;
+        Err(unsupported(self, path, "SLO manifests"))
+    }
+
+    /// Reads an SLO manifest's segment list.
+    fn get_slo_manifest(&self, path: &ObjectPath) -> Result<Vec<SegmentRef>> {
+        Err(unsupported(self, path, "SLO manifests"))
+    }
+
+    /// Starts an S3 multipart upload; returns its upload id.
+    fn multipart_begin(&self, path: &ObjectPath) -> Result<String> {
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+
+    /// The id of an unfinished multipart upload of `path`, if any (the newest).
+    fn multipart_find(&self, path: &ObjectPath) -> Result<Option<String>> {
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+
+    /// Uploads one part (1-based `number`), with the same MD5 check as `put`.
+    fn multipart_put_part(
+        &self,
+        path: &ObjectPath,
+        upload_id: &str,
+        number: u32,
+        body: &dyn Body,
+        md5: Option<&str>,
+    ) -> Result<PutResult> {
+        let _ = (upload_id, number, body, md5);
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+
+    /// Parts uploaded so far.
+    fn multipart_list_parts(&self, path: &ObjectPath, upload_id: &str) -> Result<Vec<PartInfo>> {
+        let _ = upload_id;
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+
+    /// Completes the upload with `parts` in order; returns the final ETag.
+    fn multipart_complete(
+        &self,
+        path: &ObjectPath,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> Result<String> {
+        let _ = (upload_id, parts);
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+
+    /// Aborts the upload, discarding its parts.
+    fn multipart_abort(&self, path: &ObjectPath, upload_id: &str) -> Result<()> {
+        let _ = upload_id;
+        Err(unsupported(self, path, "multipart uploads"))
+    }
+}
+
+fn unsupported<S: ObjectStore + ?Sized>(store: &S, path: &ObjectPath, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        "large object",
+        store.url(path),
+        format!("this backend does not support {what}"),
+    )
+}
+
+/// Every entry under `prefix`, following pages.
+pub fn list_all(store: &dyn ObjectStore, container: &str, prefix: &str) -> Result<Vec<ListEntry>> {
+    let mut out: Vec<ListEntry> = Vec::new();
+    loop {
+        let marker = out.last().map(|e| e.name.clone());
+        let page = store.list(container, prefix, marker.as_deref(), 1000)?;
+        let got = page.entries.len();
+        out.extend(page.entries);
+        if !page.truncated || got == 0 {
+            return Ok(out);
+        }
+    }
+}
+
+/// Reads a whole (small) object into memory, refusing anything above `max` bytes.
+pub fn get_bytes(store: &dyn ObjectStore, path: &ObjectPath, max: u64) -> Result<Vec<u8>> {
+    let s = store.get(path, None)?;
+    if s.len > max {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "get",
+            store.url(path),
+            format!("object is {} bytes, more than the {max} allowed here", s.len),
+        ));
+    }
+    let mut buf = Vec::with_capacity(s.len as usize);
+    let mut r = s.reader;
+    r.read_to_end(&mut buf)
+        .map_err(|e| Error::io("get", store.url(path), e).with_kind(ErrorKind::Transient))?;
+    if buf.len() as u64 != s.len {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            "get",
+            store.url(path),
+            format!("expected {} bytes, got {}", s.len, buf.len()),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Wraps a body so that ending before `len` bytes is an error, never a short success.
+pub(crate) struct LengthChecked<R> {
+    pub inner: R,
+    pub remaining: u64,
+}
+
+impl<R: Read> Read for LengthChecked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.remaining) as usize;
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("body ended {} bytes early", self.remaining),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}

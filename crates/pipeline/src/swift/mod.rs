@@ -1,0 +1,538 @@
+//! The OpenStack Swift backend (blocking HTTP over rustls).
+//!
+//! Every request goes through [`SwiftStore::request`], which applies the retry policy and
+//! renews an expired token once (401) when the credentials allow it. DLO and SLO manifests
+//! are written and read with Swift's own headers and `multipart-manifest` queries.
+
+mod auth;
+
+pub use auth::SwiftAuth;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::hash::{normalize_etag, Md5Reader};
+use crate::http::{agent, decode, encode, map_err, read_body, HttpConfig};
+use crate::retry::RetryPolicy;
+use crate::store::{
+    Body, Capabilities, GetStream, LengthChecked, ListEntry, ListPage, Manifest, ObjectInfo,
+    ObjectPath, ObjectStore, PutOptions, PutResult, SegmentRef,
+};
+use std::ops::Range;
+use std::sync::RwLock;
+
+/// Largest single Swift object by default (5 GiB + 2).
+pub const MAX_OBJECT_SIZE: u64 = 5_368_709_122;
+
+/// A Swift account.
+pub struct SwiftStore {
+    auth: SwiftAuth,
+    agent: ureq::Agent,
+    session: RwLock<Option<(String, String)>>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for SwiftStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwiftStore").field("auth", &self.auth).finish()
+    }
+}
+
+impl SwiftStore {
+    /// A store using `auth`; nothing is sent until the first request.
+    pub fn new(auth: SwiftAuth) -> Self {
+        Self::with_config(auth, None, HttpConfig::default(), RetryPolicy::default())
+    }
+
+    /// Full control: an optional preset (storage URL, token) tried before logging in.
+    pub fn with_config(
+        auth: SwiftAuth,
+        preset: Option<(String, String)>,
+        http: HttpConfig,
+        retry: RetryPolicy,
+    ) -> Self {
+        SwiftStore {
+            auth,
+            agent: agent(&http),
+            session: RwLock::new(preset),
+            retry,
+        }
+    }
+
+    /// From python-swiftclient's environment variables (see [`SwiftAuth::from_env`]).
+    pub fn from_env() -> Result<Self> {
+        let (auth, preset) = SwiftAuth::from_env()?;
+        Ok(Self::with_config(
+            auth,
+            preset,
+            HttpConfig::default(),
+            RetryPolicy::default(),
+        ))
+    }
+
+    /// Replaces the retry policy.
+    pub fn set_retry_policy(&mut self, retry: RetryPolicy) {
+        self.retry = retry;
+    }
+
+    /// The storage URL and token, logging in if needed.
+    pub fn session(&self) -> Result<(String, String)> {
+        if let Some(s) = self.session.read().ok().and_then(|g| g.clone()) {
+            return Ok(s);
+        }
+        let s = self.retry.run(|_| self.auth.login(&self.agent))?;
+        if let Ok(mut g) = self.session.write() {
+            *g = Some(s.clone());
+        }
+        Ok(s)
+    }
+
+    fn renew(&self, stale_token: &str) -> Result<()> {
+        if let Ok(mut g) = self.session.write() {
+            // Another thread may have renewed already.
+            if g.as_ref().is_some_and(|(_, t)| t == stale_token) {
+                *g = None;
+            }
+        }
+        self.session().map(|_| ())
+    }
+
+    fn target(&self, container: &str, name: Option<&str>) -> String {
+        match name {
+            Some(n) => format!("swift://{container}/{n}"),
+            None => format!("swift://{container}"),
+        }
+    }
+
+    /// One request with retries and token renewal. `body` is re-read for every attempt;
+    /// `md5_out` receives (md5, bytes) of the body actually sent when `hash_body`.
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        op: &str,
+        method: &str,
+        container: &str,
+        name: Option<&str>,
+        query: &str,
+        headers: &[(&str, String)],
+        body: Option<&dyn Body>,
+        hash_body: bool,
+    ) -> Result<(ureq::Response, Option<(String, u64)>)> {
+        let target = self.target(container, name);
+        self.retry.run(|_| {
+            let mut renewed = false;
+            loop {
+                let (storage, token) = self.session()?;
+                let mut url = format!("{}/{}", storage.trim_end_matches('/'), encode(container, false));
+                if let Some(n) = name {
+                    url.push('/');
+                    url.push_str(&encode(n, true));
+                }
+                if !query.is_empty() {
+                    url.push('?');
+                    url.push_str(query);
+                }
+                let mut req = self.agent.request(method, &url).set("X-Auth-Token", &token);
+                for (k, v) in headers {
+                    req = req.set(k, v);
+                }
+                let mut hashed = None;
+                let res = match body {
+                    None => req.call(),
+                    Some(b) => {
+                        let req = req.set("Content-Length", &b.len().to_string());
+                        let r = b.reader().map_err(|e| Error::io(op, &target, e))?;
+                        if hash_body {
+                            let mut hr = Md5Reader::new(r);
+                            let res = req.send(&mut hr);
+                            hashed = Some(hr.finish());
+                            res
+                        } else {
+                            req.send(r)
+                        }
+                    }
+                };
+                match res {
+                    Ok(resp) => return Ok((resp, hashed)),
+                    Err(ureq::Error::Status(401, _)) if !renewed && self.auth.renewable() => {
+                        renewed = true;
+                        self.renew(&token)?;
+                    }
+                    Err(e) => return Err(map_err(op, &target, e)),
+                }
+            }
+        })
+    }
+}
+
+fn header_string(resp: &ureq::Response, name: &str) -> Option<String> {
+    resp.header(name).map(str::to_string)
+}
+
+impl ObjectStore for SwiftStore {
+    fn url(&self, path: &ObjectPath) -> String {
+        self.target(&path.container, Some(&path.name))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            dlo: true,
+            slo: true,
+            multipart: false,
+            max_object_size: MAX_OBJECT_SIZE,
+            max_segments: 1000,
+            min_part_size: 0,
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    fn ensure_container(&self, container: &str) -> Result<()> {
+        self.request("create container", "PUT", container, None, "", &[], Some(&Vec::new()), false)
+            .map(|_| ())
+    }
+
+    fn container_exists(&self, container: &str) -> Result<bool> {
+        match self.request("head container", "HEAD", container, None, "", &[], None, false) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put(&self, path: &ObjectPath, body: &dyn Body, opts: &PutOptions) -> Result<PutResult> {
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        if let Some(m) = &opts.md5 {
+            headers.push(("ETag", normalize_etag(m)));
+        }
+        if let Some(ct) = &opts.content_type {
+            headers.push(("Content-Type", ct.clone()));
+        }
+        let meta: Vec<(String, String)> = opts
+            .metadata
+            .iter()
+            .map(|(k, v)| (format!("X-Object-Meta-{k}"), v.clone()))
+            .collect();
+        for (k, v) in &meta {
+            headers.push((k.as_str(), v.clone()));
+        }
+        // With a known MD5 the server verifies the body (422 otherwise) and we compare its
+        // answer; without one we hash what we send.
+        let hash = opts.md5.is_none();
+        let (resp, hashed) = self.request(
+            "put",
+            "PUT",
+            &path.container,
+            Some(&path.name),
+            "",
+            &headers,
+            Some(body),
+            hash,
+        )?;
+        let sent_md5 = match (&opts.md5, hashed) {
+            (Some(m), _) => normalize_etag(m),
+            (None, Some((m, n))) => {
+                if n != body.len() {
+                    return Err(Error::new(
+                        ErrorKind::Integrity,
+                        "put",
+                        self.url(path),
+                        format!("sent {n} bytes, expected {}", body.len()),
+                    ));
+                }
+                m
+            }
+            (None, None) => String::new(),
+        };
+        let etag = resp.header("ETag").map(normalize_etag).unwrap_or_default();
+        if etag != sent_md5 {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "put",
+                self.url(path),
+                format!("server ETag {etag:?} differs from the MD5 of the body {sent_md5}"),
+            ));
+        }
+        Ok(PutResult {
+            etag,
+            size: body.len(),
+        })
+    }
+
+    fn get(&self, path: &ObjectPath, range: Option<Range<u64>>) -> Result<GetStream> {
+        let mut headers = Vec::new();
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    "get",
+                    self.url(path),
+                    format!("empty range {r:?}"),
+                ));
+            }
+            headers.push(("Range", format!("bytes={}-{}", r.start, r.end - 1)));
+        }
+        let (resp, _) = self.request(
+            "get",
+            "GET",
+            &path.container,
+            Some(&path.name),
+            "",
+            &headers,
+            None,
+            false,
+        )?;
+        let status = resp.status();
+        let len = resp
+            .header("Content-Length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Permanent,
+                    "get",
+                    self.url(path),
+                    "no Content-Length in the answer",
+                )
+            })?;
+        if let Some(r) = &range {
+            if status != 206 || len != r.end - r.start {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    "get",
+                    self.url(path),
+                    format!(
+                        "asked for {} bytes at {}, server answered {status} with {len}",
+                        r.end - r.start,
+                        r.start
+                    ),
+                )
+                .with_status(status));
+            }
+        }
+        Ok(GetStream {
+            reader: Box::new(LengthChecked {
+                inner: resp.into_reader(),
+                remaining: len,
+            }),
+            len,
+        })
+    }
+
+    fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {
+        let (resp, _) = self.request(
+            "head",
+            "HEAD",
+            &path.container,
+            Some(&path.name),
+            "",
+            &[],
+            None,
+            false,
+        )?;
+        let size = resp
+            .header("Content-Length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let manifest = if let Some(m) = resp.header("X-Object-Manifest") {
+            let m = decode(m);
+            let (c, p) = m.split_once('/').unwrap_or((m.as_str(), ""));
+            Some(Manifest::Dlo {
+                container: c.to_string(),
+                prefix: p.to_string(),
+            })
+        } else if resp
+            .header("X-Static-Large-Object")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            Some(Manifest::Slo)
+        } else {
+            None
+        };
+        let metadata = resp
+            .headers_names()
+            .into_iter()
+            .filter_map(|h| {
+                let lower = h.to_ascii_lowercase();
+                let key = lower.strip_prefix("x-object-meta-")?.to_string();
+                Some((key, header_string(&resp, &h)?))
+            })
+            .collect();
+        Ok(ObjectInfo {
+            size,
+            etag: resp.header("ETag").map(normalize_etag),
+            manifest,
+            content_type: header_string(&resp, "Content-Type"),
+            metadata,
+        })
+    }
+
+    fn list(
+        &self,
+        container: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage> {
+        let mut query = format!("format=json&limit={limit}");
+        if !prefix.is_empty() {
+            query.push_str(&format!("&prefix={}", encode(prefix, false)));
+        }
+        if let Some(m) = marker {
+            query.push_str(&format!("&marker={}", encode(m, false)));
+        }
+        let (resp, _) = self.request("list", "GET", container, None, &query, &[], None, false)?;
+        let target = self.target(container, None);
+        if resp.status() == 204 {
+            return Ok(ListPage::default());
+        }
+        let body = read_body(resp, 64 << 20, "list", &target)?;
+        #[derive(serde::Deserialize)]
+        struct Item {
+            name: Option<String>,
+            bytes: Option<u64>,
+            hash: Option<String>,
+        }
+        let items: Vec<Item> = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(ErrorKind::Permanent, "list", &target, "bad listing JSON").with_source(e)
+        })?;
+        let n = items.len();
+        let entries = items
+            .into_iter()
+            .filter_map(|i| {
+                Some(ListEntry {
+                    name: i.name?,
+                    size: i.bytes?,
+                    etag: normalize_etag(&i.hash.unwrap_or_default()),
+                })
+            })
+            .collect();
+        Ok(ListPage {
+            entries,
+            truncated: n >= limit,
+        })
+    }
+
+    fn delete(&self, path: &ObjectPath) -> Result<()> {
+        self.request(
+            "delete",
+            "DELETE",
+            &path.container,
+            Some(&path.name),
+            "",
+            &[],
+            None,
+            false,
+        )
+        .map(|_| ())
+    }
+
+    fn put_dlo_manifest(
+        &self,
+        path: &ObjectPath,
+        segments_container: &str,
+        prefix: &str,
+    ) -> Result<()> {
+        let value = format!(
+            "{}/{}",
+            encode(segments_container, false),
+            encode(prefix, true)
+        );
+        self.request(
+            "put DLO manifest",
+            "PUT",
+            &path.container,
+            Some(&path.name),
+            "",
+            &[("X-Object-Manifest", value)],
+            Some(&Vec::new()),
+            false,
+        )
+        .map(|_| ())
+    }
+
+    fn put_slo_manifest(&self, path: &ObjectPath, segments: &[SegmentRef]) -> Result<()> {
+        let list: Vec<serde_json::Value> = segments
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "path": format!("/{}/{}", s.path.container, s.path.name),
+                    "etag": normalize_etag(&s.etag),
+                    "size_bytes": s.size,
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&list).unwrap_or_default();
+        self.request(
+            "put SLO manifest",
+            "PUT",
+            &path.container,
+            Some(&path.name),
+            "multipart-manifest=put",
+            &[("Content-Type", "application/json".to_string())],
+            Some(&body),
+            false,
+        )
+        .map(|_| ())
+    }
+
+    fn get_slo_manifest(&self, path: &ObjectPath) -> Result<Vec<SegmentRef>> {
+        let (resp, _) = self.request(
+            "get SLO manifest",
+            "GET",
+            &path.container,
+            Some(&path.name),
+            "multipart-manifest=get",
+            &[],
+            None,
+            false,
+        )?;
+        let target = self.url(path);
+        let body = read_body(resp, 64 << 20, "get SLO manifest", &target)?;
+        #[derive(serde::Deserialize)]
+        struct Item {
+            name: String,
+            hash: String,
+            bytes: u64,
+            #[serde(default)]
+            range: Option<String>,
+            #[serde(default)]
+            sub_slo: Option<bool>,
+        }
+        let items: Vec<Item> = serde_json::from_slice(&body).map_err(|e| {
+            Error::new(
+                ErrorKind::Permanent,
+                "get SLO manifest",
+                &target,
+                "not an SLO manifest (bad JSON)",
+            )
+            .with_source(e)
+        })?;
+        items
+            .into_iter()
+            .map(|i| {
+                if i.range.is_some() || i.sub_slo == Some(true) {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "get SLO manifest",
+                        &target,
+                        "segments with ranges or nested SLOs are not supported",
+                    ));
+                }
+                let name = i.name.trim_start_matches('/');
+                let (c, o) = name.split_once('/').ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Permanent,
+                        "get SLO manifest",
+                        &target,
+                        format!("bad segment name {:?}", i.name),
+                    )
+                })?;
+                Ok(SegmentRef {
+                    path: ObjectPath::new(c, o),
+                    etag: normalize_etag(&i.hash),
+                    size: i.bytes,
+                })
+            })
+            .collect()
+    }
+}

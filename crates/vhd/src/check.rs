@@ -1,0 +1,706 @@
+//! The checker: every rule `vhd-util check` applies and a few more, reported
+//! all at once as findings that name the file, the field and the byte offset.
+//!
+//! It reads the structures itself, leniently, instead of going through
+//! [`Image::open`], so one bad field does not hide the others. An error means
+//! reading the file is unsafe or gives the wrong bytes; a warning means odd
+//! but readable (e.g. qemu's force-size geometry, which vhd-util rejects but
+//! qemu and Hyper-V read). Overlapping blocks are found by sorting (O(n log n));
+//! vhd-util's pairwise scan takes minutes on large disks.
+
+use crate::bat;
+use crate::chain::{Chain, ChainOptions};
+use crate::format::footer::{self, Footer, FOOTER_SIZE};
+use crate::format::geometry::FORCE_SIZE;
+use crate::format::header::{self, DynamicHeader, DEFAULT_BLOCK_SIZE, HEADER_SIZE};
+use crate::format::locator::{PlatformCode, MAX_LOCATOR_DATA};
+use crate::format::time;
+use crate::image::{Image, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::io::{FileIo, LayerIo};
+use crate::{DiskType, Error, ErrorKind, MAX_VIRTUAL_SIZE, SECTOR_SIZE};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Most findings of one code reported per file; the rest are summarised.
+const MAX_PER_CODE: usize = 16;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Odd but readable.
+    Warning,
+    /// Reading the file is unsafe or gives the wrong bytes.
+    Error,
+}
+
+/// One problem found in one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub path: PathBuf,
+    /// The field, e.g. `footer.checksum`, `header.block_size`, `bat`, `locator`.
+    pub field: &'static str,
+    /// Absolute byte offset of the field in the file.
+    pub offset: Option<u64>,
+    pub message: String,
+    /// Stable identifier of the rule, e.g. `footer_checksum`.
+    pub code: &'static str,
+}
+
+/// Everything found in the files checked.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub files: Vec<PathBuf>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Error)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Warning)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+
+    /// No findings at all.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Adds another report, dropping findings already present.
+    pub fn merge(&mut self, other: Report) {
+        for f in other.files {
+            if !self.files.contains(&f) {
+                self.files.push(f);
+            }
+        }
+        for f in other.findings {
+            if !self.findings.contains(&f) {
+                self.findings.push(f);
+            }
+        }
+    }
+}
+
+/// Collects findings for one file, capping each code.
+struct Sink {
+    path: PathBuf,
+    findings: Vec<Finding>,
+    counts: HashMap<&'static str, usize>,
+}
+
+impl Sink {
+    fn push(&mut self, severity: Severity, code: &'static str, field: &'static str, offset: Option<u64>, message: String) {
+        let n = self.counts.entry(code).or_insert(0);
+        *n += 1;
+        if *n > MAX_PER_CODE {
+            return;
+        }
+        self.findings.push(Finding { severity, path: self.path.clone(), field, offset, message, code });
+    }
+
+    fn error(&mut self, code: &'static str, field: &'static str, offset: u64, message: impl Into<String>) {
+        self.push(Severity::Error, code, field, Some(offset), message.into());
+    }
+
+    fn warn(&mut self, code: &'static str, field: &'static str, offset: u64, message: impl Into<String>) {
+        self.push(Severity::Warning, code, field, Some(offset), message.into());
+    }
+
+    fn finish(mut self) -> Vec<Finding> {
+        let mut extra: Vec<_> = self
+            .counts
+            .iter()
+            .filter(|(_, &n)| n > MAX_PER_CODE)
+            .map(|(&c, &n)| (c, n))
+            .collect();
+        extra.sort();
+        for (code, n) in extra {
+            let first = self.findings.iter().find(|f| f.code == code).cloned();
+            if let Some(f) = first {
+                self.findings.push(Finding {
+                    message: format!("{} more findings of this kind not shown", n - MAX_PER_CODE),
+                    offset: None,
+                    ..f
+                });
+            }
+        }
+        self.findings
+    }
+}
+
+/// A finding for an error from opening or resolving.
+pub fn finding_from_error(path: &Path, e: &Error) -> Finding {
+    let code = match e.kind() {
+        ErrorKind::Io => "io",
+        ErrorKind::NotVhd => "not_vhd",
+        ErrorKind::Truncated => "truncated",
+        ErrorKind::Corrupt => "corrupt",
+        ErrorKind::Unsupported => "unsupported",
+        ErrorKind::ParentMissing => "chain_parent_missing",
+        ErrorKind::ParentMismatch => "chain_parent_mismatch",
+        ErrorKind::ChainLoop => "chain_loop",
+        ErrorKind::LocatorRefused => "chain_locator_refused",
+        ErrorKind::InvalidArgument => "invalid_argument",
+        ErrorKind::Journal => "journal",
+    };
+    Finding {
+        severity: Severity::Error,
+        path: e.file().unwrap_or(path).to_path_buf(),
+        field: e.field_name().unwrap_or("file"),
+        offset: e.offset(),
+        message: e.message().to_string(),
+        code,
+    }
+}
+
+/// Checks one file on its own (parents are not looked for).
+pub fn check_file(path: impl AsRef<Path>) -> Report {
+    let path = path.as_ref();
+    match FileIo::open(path) {
+        Ok(io) => check_io(path, &io),
+        Err(e) => Report {
+            files: vec![path.to_path_buf()],
+            findings: vec![finding_from_error(path, &Error::io("open", e).path(path))],
+        },
+    }
+}
+
+/// Checks a file and, for a differencing disk, every ancestor and every link.
+pub fn check_chain(leaf: impl AsRef<Path>, opts: &ChainOptions) -> Report {
+    let leaf = leaf.as_ref();
+    let mut report = check_file(leaf);
+    let differencing = report.findings.is_empty() || !report.has_errors();
+    if !differencing {
+        return report;
+    }
+    match Image::open(leaf) {
+        Ok(img) if img.disk_type() == DiskType::Differencing => {}
+        _ => return report,
+    }
+    match Chain::open(leaf, opts) {
+        Ok(chain) => {
+            for layer in &chain.layers()[1..] {
+                report.merge(check_file(layer.path()));
+            }
+            for w in chain.warnings() {
+                if w.warning.field == "header.parent_timestamp" {
+                    report.findings.push(Finding {
+                        severity: Severity::Warning,
+                        path: w.path.clone(),
+                        field: w.warning.field,
+                        offset: w.warning.offset,
+                        message: w.warning.message.clone(),
+                        code: "chain_parent_timestamp",
+                    });
+                }
+            }
+        }
+        Err(e) => report.findings.push(finding_from_error(leaf, &e)),
+    }
+    report
+}
+
+/// Checks the bytes of one VHD read through `io`; `name` labels the findings.
+pub fn check_io(name: &Path, io: &dyn LayerIo) -> Report {
+    let mut sink = Sink { path: name.to_path_buf(), findings: Vec::new(), counts: HashMap::new() };
+    check_into(&mut sink, io);
+    Report { files: vec![name.to_path_buf()], findings: sink.finish() }
+}
+
+fn read_exact(io: &dyn LayerIo, at: u64, buf: &mut [u8]) -> bool {
+    at.checked_add(buf.len() as u64).is_some_and(|e| e <= io.len()) && io.read_exact_at(buf, at).is_ok()
+}
+
+fn check_into(s: &mut Sink, io: &dyn LayerIo) {
+    let len = io.len();
+    if len < FOOTER_SIZE as u64 {
+        s.error("not_vhd", "file", 0, format!("{len} bytes is too short for a VHD footer"));
+        return;
+    }
+    let tail_at = len - FOOTER_SIZE as u64;
+    let mut tail_raw = [0u8; FOOTER_SIZE];
+    let mut head_raw = [0u8; FOOTER_SIZE];
+    if !read_exact(io, tail_at, &mut tail_raw) || !read_exact(io, 0, &mut head_raw) {
+        s.error("io", "footer", tail_at, "cannot read the footer");
+        return;
+    }
+    let tail = Footer::parse(&tail_raw);
+    let head = Footer::parse(&head_raw).filter(|f| f.disk_type.is_sparse() && tail_at != 0);
+    let (f, f_at) = match (&tail, &head) {
+        (Some(t), _) => (t.clone(), tail_at),
+        (None, Some(h)) => {
+            s.error(
+                "footer_cookie",
+                "footer.cookie",
+                tail_at,
+                "no 'conectix' cookie in the tail footer (the head copy is intact)",
+            );
+            (h.clone(), 0)
+        }
+        (None, None) => {
+            s.error("not_vhd", "footer.cookie", tail_at, "no 'conectix' footer at the end or the start of the file");
+            return;
+        }
+    };
+    check_footer(s, &f, f_at);
+    let Some(kind) = known_type(&f) else { return };
+
+    if kind.is_sparse() {
+        if tail.is_some() {
+            match &head {
+                Some(_) if head_raw != tail_raw => s.error(
+                    "footer_copies_differ",
+                    "footer",
+                    0,
+                    "the head footer copy differs from the tail footer",
+                ),
+                None => s.error(
+                    "footer_head_missing",
+                    "footer.cookie",
+                    0,
+                    "a dynamic or differencing disk must start with a copy of its footer",
+                ),
+                _ => {}
+            }
+        }
+        check_sparse(s, io, &f, f_at, len);
+    } else {
+        let size = f.current_size;
+        if size > tail_at {
+            s.error(
+                "fixed_truncated",
+                "footer.current_size",
+                f_at + footer::at::CURRENT_SIZE,
+                format!("fixed disk of {size} bytes needs a file of {} bytes, found {len}", size.saturating_add(512)),
+            );
+        } else if size < tail_at {
+            s.warn(
+                "fixed_extra_data",
+                "footer.current_size",
+                f_at + footer::at::CURRENT_SIZE,
+                format!("{} bytes between the end of the disk and the footer", tail_at - size),
+            );
+        }
+    }
+}
+
+fn known_type(f: &Footer) -> Option<DiskType> {
+    matches!(f.disk_type, DiskType::Fixed | DiskType::Dynamic | DiskType::Differencing).then_some(f.disk_type)
+}
+
+fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
+    if !f.checksum_ok() {
+        s.error(
+            "footer_checksum",
+            "footer.checksum",
+            at + footer::at::CHECKSUM,
+            format!("footer checksum {:#010x}, computed {:#010x}", f.checksum, f.computed_checksum()),
+        );
+    }
+    if f.features & footer::FEATURE_RESERVED == 0 {
+        s.warn("footer_features", "footer.features", at + footer::at::FEATURES, "the reserved feature bit 0x2 is not set");
+    }
+    if f.features & !0x3 != 0 {
+        s.warn(
+            "footer_features",
+            "footer.features",
+            at + footer::at::FEATURES,
+            format!("unknown feature bits {:#x}", f.features & !0x3),
+        );
+    }
+    if f.format_version != footer::FORMAT_VERSION {
+        s.error(
+            "footer_version",
+            "footer.format_version",
+            at + footer::at::FORMAT_VERSION,
+            format!("format version {:#010x}, expected 0x00010000", f.format_version),
+        );
+    }
+    if f.timestamp > time::now().saturating_add(86_400) {
+        s.warn(
+            "footer_timestamp_future",
+            "footer.timestamp",
+            at + footer::at::TIMESTAMP,
+            format!("timestamp {} is in the future", time::to_iso8601(f.timestamp)),
+        );
+    }
+    match f.disk_type {
+        DiskType::Fixed => {
+            if f.data_offset != footer::FIXED_DATA_OFFSET {
+                s.error(
+                    "footer_data_offset",
+                    "footer.data_offset",
+                    at + footer::at::DATA_OFFSET,
+                    format!("data offset of a fixed disk is {:#x}, expected all ones", f.data_offset),
+                );
+            }
+        }
+        DiskType::Dynamic | DiskType::Differencing => {}
+        DiskType::Other(t) => {
+            s.error(
+                "footer_disk_type",
+                "footer.disk_type",
+                at + footer::at::DISK_TYPE,
+                format!("disk type {t} is not fixed (2), dynamic (3) or differencing (4)"),
+            );
+        }
+    }
+    let size = f.current_size;
+    if size > MAX_VIRTUAL_SIZE {
+        s.error(
+            "footer_size_too_large",
+            "footer.current_size",
+            at + footer::at::CURRENT_SIZE,
+            format!("current size {size} exceeds the format's 2040 GiB"),
+        );
+    }
+    if size % SECTOR_SIZE != 0 {
+        s.error(
+            "footer_size_unaligned",
+            "footer.current_size",
+            at + footer::at::CURRENT_SIZE,
+            format!("current size {size} is not a multiple of 512"),
+        );
+    }
+    if f.geometry == FORCE_SIZE {
+        s.warn(
+            "footer_geometry_force_size",
+            "footer.geometry",
+            at + footer::at::GEOMETRY,
+            "geometry 65535/16/255 (qemu's force-size marker): readers use the current size; vhd-util rejects it",
+        );
+    } else if f.geometry.chs_size() > size {
+        s.error(
+            "footer_geometry",
+            "footer.geometry",
+            at + footer::at::GEOMETRY,
+            format!(
+                "geometry {} addresses {} bytes, more than the current size {size}; readers that use CHS read past the disk",
+                f.geometry,
+                f.geometry.chs_size()
+            ),
+        );
+    }
+    if f.uuid.is_nil() {
+        s.warn("footer_uuid_null", "footer.uuid", at + footer::at::UUID, "the unique id is all zeros");
+    }
+    if f.saved_state > 1 {
+        s.warn(
+            "footer_saved_state",
+            "footer.saved_state",
+            at + footer::at::SAVED_STATE,
+            format!("saved state {} is neither 0 nor 1", f.saved_state),
+        );
+    } else if f.saved_state == 1 {
+        s.warn("footer_saved_state", "footer.saved_state", at + footer::at::SAVED_STATE, "the disk is in a saved state");
+    }
+    if let Some(i) = f.reserved.iter().position(|&b| b != 0) {
+        s.warn(
+            "footer_reserved",
+            "footer.reserved",
+            at + footer::at::RESERVED + i as u64,
+            "reserved bytes are not zero",
+        );
+    }
+}
+
+/// A byte range of metadata that data blocks must not overlap.
+struct Region {
+    start: u64,
+    end: u64,
+    what: String,
+}
+
+fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64) {
+    let tail_at = len - FOOTER_SIZE as u64;
+    let off = f.data_offset;
+    let doff_at = f_at + footer::at::DATA_OFFSET;
+    if off < FOOTER_SIZE as u64 || off % SECTOR_SIZE != 0 {
+        s.error(
+            "footer_data_offset",
+            "footer.data_offset",
+            doff_at,
+            format!("dynamic header offset {off:#x} must be a sector multiple past the head footer"),
+        );
+    }
+    if off.checked_add(HEADER_SIZE as u64).is_none_or(|e| e > tail_at) {
+        s.error(
+            "footer_data_offset",
+            "footer.data_offset",
+            doff_at,
+            format!("dynamic header at {off:#x} lies outside the file"),
+        );
+        return;
+    }
+    let mut raw = [0u8; HEADER_SIZE];
+    if !read_exact(io, off, &mut raw) {
+        s.error("io", "header", off, "cannot read the dynamic header");
+        return;
+    }
+    let Some(h) = DynamicHeader::parse(&raw) else {
+        s.error("header_cookie", "header.cookie", off, "no 'cxsparse' cookie in the dynamic header");
+        return;
+    };
+    if !h.checksum_ok() {
+        s.error(
+            "header_checksum",
+            "header.checksum",
+            off + header::at::CHECKSUM,
+            format!("header checksum {:#010x}, computed {:#010x}", h.checksum, h.computed_checksum()),
+        );
+    }
+    if h.data_offset != u64::MAX {
+        s.error(
+            "header_data_offset",
+            "header.data_offset",
+            off + header::at::DATA_OFFSET,
+            format!("header data offset {:#x}, expected all ones", h.data_offset),
+        );
+    }
+    if h.header_version != header::HEADER_VERSION {
+        s.error(
+            "header_version",
+            "header.header_version",
+            off + header::at::HEADER_VERSION,
+            format!("header version {:#010x}, expected 0x00010000", h.header_version),
+        );
+    }
+    if h.reserved1 != 0 {
+        s.warn("header_reserved", "header.reserved1", off + header::at::RESERVED1, "reserved field is not zero");
+    }
+    if let Some(i) = h.reserved2.iter().position(|&b| b != 0) {
+        s.warn(
+            "header_reserved",
+            "header.reserved2",
+            off + header::at::RESERVED2 + i as u64,
+            "reserved bytes are not zero",
+        );
+    }
+    let differencing = f.disk_type == DiskType::Differencing;
+    if differencing {
+        if h.parent_uuid.is_nil() {
+            s.error(
+                "header_parent_uuid_null",
+                "header.parent_uuid",
+                off + header::at::PARENT_UUID,
+                "a differencing disk with a null parent UUID cannot be linked to its parent",
+            );
+        }
+        if h.parent_timestamp > time::now().saturating_add(86_400) {
+            s.warn(
+                "header_parent_timestamp_future",
+                "header.parent_timestamp",
+                off + header::at::PARENT_TIMESTAMP,
+                format!("parent timestamp {} is in the future", time::to_iso8601(h.parent_timestamp)),
+            );
+        }
+    }
+
+    let mut regions = vec![
+        Region { start: 0, end: FOOTER_SIZE as u64, what: "the head footer".into() },
+        Region { start: off, end: off + HEADER_SIZE as u64, what: "the dynamic header".into() },
+        Region { start: tail_at, end: len, what: "the tail footer".into() },
+    ];
+    check_locators(s, io, &h, off, tail_at, differencing, &mut regions);
+
+    let bs = h.block_size;
+    let bs_at = off + header::at::BLOCK_SIZE;
+    let bs_ok = bs.is_power_of_two() && (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs);
+    if !bs_ok {
+        s.error(
+            "header_block_size",
+            "header.block_size",
+            bs_at,
+            format!("block size {bs} is not a power of two between {MIN_BLOCK_SIZE} and {MAX_BLOCK_SIZE}"),
+        );
+    } else if bs != DEFAULT_BLOCK_SIZE {
+        s.warn(
+            "header_block_size_nonstandard",
+            "header.block_size",
+            bs_at,
+            format!("block size {bs}: vhd-util and some hypervisors accept only 2 MiB"),
+        );
+    }
+    let mte_at = off + header::at::MAX_TABLE_ENTRIES;
+    let needed = if bs_ok { bat::entries_for(f.current_size, bs) } else { 0 };
+    if bs_ok && u64::from(h.max_table_entries) < needed {
+        s.error(
+            "header_max_table_entries",
+            "header.max_table_entries",
+            mte_at,
+            format!(
+                "{} BAT entries cannot cover {} bytes in {bs}-byte blocks ({needed} needed)",
+                h.max_table_entries, f.current_size
+            ),
+        );
+    }
+    let t = h.table_offset;
+    let t_at = off + header::at::TABLE_OFFSET;
+    let table_bytes = (u64::from(h.max_table_entries) * 4).div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
+    if t % SECTOR_SIZE != 0 {
+        s.warn("header_table_offset", "header.table_offset", t_at, format!("BAT offset {t:#x} is not sector aligned"));
+    }
+    let table_end = t.checked_add(table_bytes);
+    if table_end.is_none_or(|e| e > tail_at) || t < FOOTER_SIZE as u64 {
+        s.error(
+            "header_table_offset",
+            "header.table_offset",
+            t_at,
+            format!(
+                "BAT of {} entries at {t:#x} does not lie between the head and tail footers",
+                h.max_table_entries
+            ),
+        );
+        return;
+    }
+    let table_end = table_end.expect("checked");
+    for r in &regions {
+        if t < r.end && r.start < table_end {
+            s.error(
+                "header_table_offset",
+                "header.table_offset",
+                t_at,
+                format!("BAT [{t:#x}, {table_end:#x}) overlaps {}", r.what),
+            );
+        }
+    }
+    regions.push(Region { start: t, end: table_end, what: "the BAT".into() });
+    // A vhd-util batmap sits after the BAT; it is metadata too, but its extent
+    // is in its own header, which we do not parse: blocks overlapping it would
+    // also overlap the BAT's padding only if the batmap were corrupt.
+    if !bs_ok || needed == 0 {
+        return;
+    }
+    let entries = needed.min(bat::MAX_BAT_ENTRIES);
+    let Ok(table) = bat::read_bat(io, t, entries) else {
+        s.error("io", "bat", t, "cannot read the BAT");
+        return;
+    };
+    check_blocks(s, &table, &h, t, tail_at, &regions);
+}
+
+fn check_locators(
+    s: &mut Sink,
+    io: &dyn LayerIo,
+    h: &DynamicHeader,
+    off: u64,
+    tail_at: u64,
+    differencing: bool,
+    regions: &mut Vec<Region>,
+) {
+    let mut usable = false;
+    for (i, l) in h.locators.iter().enumerate() {
+        let entry_at = off + header::at::LOCATORS + i as u64 * 24;
+        if !l.is_used() {
+            continue;
+        }
+        if !differencing {
+            s.warn("locator_unexpected", "locator", entry_at, format!("locator {i} in a disk that has no parent"));
+        }
+        if let PlatformCode::Unknown(_) = l.code {
+            s.warn("locator_code", "locator", entry_at, format!("locator {i} has unknown platform code {}", l.code.name()));
+        }
+        let space = l.data_space_bytes();
+        let end = l.data_offset.checked_add(space.max(u64::from(l.data_length)));
+        if l.data_offset < FOOTER_SIZE as u64 || end.is_none_or(|e| e > tail_at) {
+            s.error(
+                "locator_outside_file",
+                "locator",
+                entry_at,
+                format!("locator {i} data at {:#x} ({space} bytes) lies outside the file", l.data_offset),
+            );
+            continue;
+        }
+        let end = end.expect("checked");
+        if u64::from(l.data_length) > space {
+            s.error(
+                "locator_length",
+                "locator",
+                entry_at,
+                format!("locator {i} holds {} bytes in a space of {space}", l.data_length),
+            );
+        }
+        for r in regions.iter() {
+            if l.data_offset < r.end && r.start < end {
+                s.error(
+                    "locator_overlap",
+                    "locator",
+                    entry_at,
+                    format!("locator {i} data [{:#x}, {end:#x}) overlaps {}", l.data_offset, r.what),
+                );
+            }
+        }
+        regions.push(Region { start: l.data_offset, end, what: format!("locator {i} data") });
+        if l.code.is_path() && l.data_length <= MAX_LOCATOR_DATA {
+            let mut buf = vec![0u8; l.data_length as usize];
+            if read_exact(io, l.data_offset, &mut buf) && l.decode_path(&buf).is_some() {
+                usable = true;
+            } else {
+                s.warn("locator_undecodable", "locator", entry_at, format!("locator {i} data is not a path"));
+            }
+        }
+    }
+    if differencing && !usable && h.parent_name().is_empty() {
+        s.error(
+            "header_no_parent_path",
+            "header.parent_locators",
+            off + header::at::LOCATORS,
+            "no locator or parent name says where the parent is",
+        );
+    }
+}
+
+fn check_blocks(s: &mut Sink, table: &[u32], h: &DynamicHeader, t: u64, tail_at: u64, regions: &[Region]) {
+    let span = h.bitmap_size() + u64::from(h.block_size);
+    let mut blocks: Vec<(u64, u64, usize)> = Vec::new();
+    for (i, &e) in table.iter().enumerate() {
+        let Some(start) = bat::entry_offset(e) else { continue };
+        let end = start + span;
+        let at = t + i as u64 * 4;
+        if end > tail_at {
+            s.error(
+                "bat_outside_file",
+                "bat",
+                at,
+                format!("block {i} at {start:#x} ends at {end:#x}, past the data area ending at {tail_at:#x}"),
+            );
+            continue;
+        }
+        if let Some(r) = regions.iter().find(|r| start < r.end && r.start < end) {
+            s.error(
+                "bat_overlaps_metadata",
+                "bat",
+                at,
+                format!("block {i} [{start:#x}, {end:#x}) overlaps {}", r.what),
+            );
+            continue;
+        }
+        blocks.push((start, end, i));
+    }
+    blocks.sort_unstable();
+    let mut prev: Option<(u64, u64, usize)> = None;
+    for b in blocks {
+        if let Some(p) = prev {
+            if b.0 < p.1 {
+                s.error(
+                    "bat_overlap",
+                    "bat",
+                    t + b.2 as u64 * 4,
+                    format!("block {} at {:#x} overlaps block {} at {:#x}", b.2, b.0, p.2, p.0),
+                );
+                if b.1 <= p.1 {
+                    continue;
+                }
+            }
+        }
+        prev = Some(b);
+    }
+}

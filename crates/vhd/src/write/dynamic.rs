@@ -1,0 +1,135 @@
+//! One-pass dynamic VHD writer for regular files: blocks are written where they
+//! belong as soon as they are found to hold data, metadata last.
+//!
+//! Compared with [`DynamicLayout::write_to`], which must plan first and so reads
+//! allocated data twice to leave zero blocks out, this reads everything once. A
+//! crash midway leaves a file with no header (its first sector is still a hole),
+//! which no reader mistakes for a complete image.
+
+use super::layout::{block_is_zero, read_clipped, DynamicLayout, IO_CHUNK};
+use super::{check_block_size, vhd_size, DiskSource, DynamicOptions, Progress};
+use crate::{Error, Result};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+/// Writes `source` as a dynamic VHD into `file` (truncated first) with
+/// positional writes. Returns the layout written; the file is
+/// [`DynamicLayout::total_len`] bytes long.
+pub fn write_dynamic_file(
+    source: &mut dyn DiskSource,
+    file: &File,
+    opts: &DynamicOptions,
+    progress: Progress<'_>,
+) -> Result<DynamicLayout> {
+    check_block_size(opts.block_size)?;
+    let size = vhd_size(source.virtual_size())?;
+    // An empty layout validates the sizes and fixes where block k goes.
+    let empty = DynamicLayout::new(size, opts.block_size, Vec::new(), opts.uuid)?;
+    file.set_len(0).map_err(|e| Error::io("truncate output", e))?;
+    let bs = u64::from(opts.block_size);
+    let entries = u64::from(empty.entries());
+    let bitmap = empty.full_bitmap();
+    let whole = opts.block_size as usize <= IO_CHUNK;
+    // Bitmap and data side by side, so a block is one write when it fits.
+    let mut buf = vec![0u8; bitmap.len() + IO_CHUNK.min(opts.block_size as usize)];
+    buf[..bitmap.len()].copy_from_slice(&bitmap);
+    let mut blocks = Vec::new();
+    let mut b = 0u64;
+    while b < entries {
+        let Some((start, end)) = source.next_data(b * bs)? else {
+            break;
+        };
+        let first = (start / bs).max(b);
+        let last = end.div_ceil(bs).min(entries);
+        for blk in first..last {
+            let at = empty.block_offset(blocks.len() as u64);
+            let vstart = blk * bs;
+            if whole {
+                let data = &mut buf[bitmap.len()..];
+                read_clipped(source, vstart, data)?;
+                if !opts.keep_zero_blocks && super::is_zero(data) {
+                    continue;
+                }
+                file.write_all_at(&buf, at)
+                    .map_err(|e| Error::io("write block", e).at(at))?;
+            } else {
+                let data_len = buf.len() - bitmap.len();
+                if !opts.keep_zero_blocks
+                    && block_is_zero(source, vstart, bs, &mut buf[bitmap.len()..])?
+                {
+                    continue;
+                }
+                file.write_all_at(&bitmap, at)
+                    .map_err(|e| Error::io("write bitmap", e).at(at))?;
+                let mut off = 0u64;
+                while off < bs {
+                    let n = (bs - off).min(data_len as u64) as usize;
+                    let chunk = &mut buf[bitmap.len()..bitmap.len() + n];
+                    read_clipped(source, vstart + off, chunk)?;
+                    let pos = at + bitmap.len() as u64 + off;
+                    file.write_all_at(chunk, pos)
+                        .map_err(|e| Error::io("write block", e).at(pos))?;
+                    off += n as u64;
+                }
+            }
+            blocks.push(blk as u32);
+            progress((vstart + bs).min(size));
+        }
+        b = last.max(first + 1);
+    }
+    let layout = DynamicLayout::new(size, opts.block_size, blocks, Some(empty.uuid()))?;
+    write_metadata(&layout, file)?;
+    progress(size);
+    Ok(layout)
+}
+
+/// Writes the footer copy, header, BAT and tail footer of `layout` into `file`.
+pub(crate) fn write_metadata(layout: &DynamicLayout, file: &File) -> Result<()> {
+    let footer = layout.footer();
+    let tail = layout.total_len() - footer.len() as u64;
+    file.write_all_at(&footer, tail)
+        .map_err(|e| Error::io("write footer", e).at(tail))?;
+    let mut pos = super::layout::TABLE_OFFSET;
+    layout.write_bat(layout.allocated_blocks(), &mut |chunk| {
+        file.write_all_at(chunk, pos)
+            .map_err(|e| Error::io("write BAT", e).at(pos))?;
+        pos += chunk.len() as u64;
+        Ok(())
+    })?;
+    file.write_all_at(&layout.header(), 512)
+        .map_err(|e| Error::io("write header", e).at(512))?;
+    file.write_all_at(&footer, 0)
+        .map_err(|e| Error::io("write footer copy", e).at(0))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::MemorySource;
+
+    #[test]
+    fn one_pass_equals_stream_layout() {
+        let mut disk = vec![0u8; 3 * 4096 + 1024];
+        disk[4096 + 1] = 5;
+        disk[3 * 4096 + 1000] = 6;
+        let opts = DynamicOptions {
+            block_size: 4096,
+            uuid: Some(uuid::Uuid::from_u128(7)),
+            ..Default::default()
+        };
+        let f = tempfile::tempfile().unwrap();
+        let l = write_dynamic_file(&mut MemorySource::new(disk.clone()), &f, &opts, &mut |_| {}).unwrap();
+        assert_eq!(l.allocated_blocks(), &[1, 3]);
+        assert_eq!(f.metadata().unwrap().len(), l.total_len());
+        let planned = DynamicLayout::plan(&mut MemorySource::new(disk.clone()), &opts).unwrap();
+        let mut v = Vec::new();
+        planned
+            .write_to(&mut MemorySource::new(disk), &mut v, &mut |_| {})
+            .unwrap();
+        let mut back = vec![0u8; v.len()];
+        f.read_exact_at(&mut back, 0).unwrap();
+        // Identical except the timestamps (and so the checksums) of the footers.
+        assert_eq!(back[512..v.len() - 512], v[512..v.len() - 512]);
+    }
+}

@@ -1,0 +1,43 @@
+//! Raw output: the virtual disk's bytes, holes where the source has none.
+
+use super::{DiskSource, Progress, Sink, WINDOW};
+use crate::Result;
+
+/// Copies the whole virtual disk of `source` into `sink`. Unallocated ranges are
+/// never read; they and long zero runs inside data become holes in a file and
+/// zeros in a stream. Returns the bytes emitted (the virtual size).
+pub fn write_raw(source: &mut dyn DiskSource, sink: &mut Sink<'_>, progress: Progress<'_>) -> Result<u64> {
+    copy_data(source, sink, progress)?;
+    Ok(source.virtual_size())
+}
+
+/// Emits the virtual disk into `sink` without finishing it (the fixed writer
+/// appends its footer after).
+pub(crate) fn copy_data(source: &mut dyn DiskSource, sink: &mut Sink<'_>, progress: Progress<'_>) -> Result<()> {
+    let size = source.virtual_size();
+    let mut buf = vec![0u8; WINDOW];
+    let mut pos = 0u64;
+    while pos < size {
+        let Some((start, end)) = source.next_data(pos)? else {
+            sink.zeros(size - pos)?;
+            break;
+        };
+        let start = start.max(pos).min(size);
+        if start > pos {
+            sink.zeros(start - pos)?;
+            pos = start;
+        }
+        let end = end.min(size).max(pos);
+        while pos < end {
+            // Windows end on WINDOW boundaries so holes line up with pages.
+            let boundary = (pos / WINDOW as u64 + 1) * WINDOW as u64;
+            let n = (end.min(boundary) - pos) as usize;
+            source.read_at(pos, &mut buf[..n])?;
+            sink.write_sparse(&buf[..n])?;
+            pos += n as u64;
+            progress(pos);
+        }
+    }
+    progress(size);
+    Ok(())
+}
