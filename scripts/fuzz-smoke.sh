@@ -73,6 +73,13 @@ say "${#targets[@]} targets, ${secs}s each"
 build_flags=(-O --debug-assertions -s "$sanitizer")
 say "building (cargo fuzz build ${build_flags[*]})"
 cargo "${toolchain[@]}" fuzz build "${build_flags[@]}" >&2 || { say "build failed"; exit 2; }
+target_dir="$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+bindir="$target_dir/$host/release"
+for t in "${targets[@]}"; do
+    [ -x "$bindir/$t" ] || { say "no binary $bindir/$t after the build"; exit 2; }
+done
 
 # ---- seeds --------------------------------------------------------------------------
 python3 "$root/fuzz/seeds.py" "$root/fuzz/corpus"
@@ -120,7 +127,9 @@ for t in "${targets[@]}"; do
     [ "$jobs" -gt 1 ] && args+=(-jobs="$jobs" -workers="$jobs")
     say "run $t for ${secs}s"
     log="$root/fuzz/target/$t.log"
-    if cargo "${toolchain[@]}" fuzz run "${build_flags[@]}" "$t" "${corpora[@]}" -- "${args[@]}" >"$log" 2>&1; then
+    # The binary built above, run directly: `cargo fuzz run` would rebuild whenever a
+    # source file changed since, which in a busy checkout is every time.
+    if "$bindir/$t" "${args[@]}" "${corpora[@]}" >"$log" 2>&1; then
         grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|Done [0-9]+ runs" "$log" |
             sed "s/^/  $t: /" >&2 || true
     else
@@ -128,7 +137,7 @@ for t in "${targets[@]}"; do
         say "$t FAILED; last lines of $log:"
         tail -n 40 "$log" >&2
         say "artifacts: $(ls "$root/fuzz/artifacts/$t" | tr '\n' ' ')"
-        say "reproduce: cd fuzz && cargo fuzz run $t fuzz/artifacts/$t/<file>"
+        say "reproduce: cd fuzz && cargo fuzz run $t artifacts/$t/<file>"
     fi
 done
 

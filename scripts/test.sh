@@ -10,3 +10,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# Fuzz smoke: every parser target for a bounded time (about 5 minutes in all).
+if [ -f scripts/fuzz-smoke.sh ]; then
+    bash scripts/fuzz-smoke.sh
+fi

@@ -33,14 +33,23 @@ fn streams(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Bytes(data.len() as u64));
     for jobs in [1usize, 2] {
-        g.bench_with_input(BenchmarkId::new("par_gz_level6_jobs", jobs), &data, |b, d| {
-            b.iter(|| {
-                let opts = GzOptions { level: 6, jobs, ..GzOptions::default() };
-                let mut w = ParGzWriter::new(Vec::with_capacity(d.len()), opts).expect("writer");
-                w.write_all(d).expect("compress");
-                w.finish().expect("finish").len()
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::new("par_gz_level6_jobs", jobs),
+            &data,
+            |b, d| {
+                b.iter(|| {
+                    let opts = GzOptions {
+                        level: 6,
+                        jobs,
+                        ..GzOptions::default()
+                    };
+                    let mut w =
+                        ParGzWriter::new(Vec::with_capacity(d.len()), opts).expect("writer");
+                    w.write_all(d).expect("compress");
+                    w.finish().expect("finish").len()
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -15,18 +15,28 @@ fn digests(c: &mut Criterion) {
         let data = cloudimg_benches::disk_like(len);
         let label = format!("{}MiB", len >> 20);
         g.throughput(Throughput::Bytes(len as u64));
-        g.bench_with_input(BenchmarkId::new("md5", &label), &data, |b, d| b.iter(|| Md5::digest(d)));
-        g.bench_with_input(BenchmarkId::new("sha256", &label), &data, |b, d| b.iter(|| Sha256::digest(d)));
-        g.bench_with_input(BenchmarkId::new("sha512", &label), &data, |b, d| b.iter(|| Sha512::digest(d)));
-        g.bench_with_input(BenchmarkId::new("multi_md5_sha256_sha512", &label), &data, |b, d| {
-            b.iter(|| {
-                let mut h = MultiHasher::new();
-                for chunk in d.chunks(256 * 1024) {
-                    h.update(chunk);
-                }
-                h.finish()
-            })
+        g.bench_with_input(BenchmarkId::new("md5", &label), &data, |b, d| {
+            b.iter(|| Md5::digest(d))
         });
+        g.bench_with_input(BenchmarkId::new("sha256", &label), &data, |b, d| {
+            b.iter(|| Sha256::digest(d))
+        });
+        g.bench_with_input(BenchmarkId::new("sha512", &label), &data, |b, d| {
+            b.iter(|| Sha512::digest(d))
+        });
+        g.bench_with_input(
+            BenchmarkId::new("multi_md5_sha256_sha512", &label),
+            &data,
+            |b, d| {
+                b.iter(|| {
+                    let mut h = MultiHasher::new();
+                    for chunk in d.chunks(256 * 1024) {
+                        h.update(chunk);
+                    }
+                    h.finish()
+                })
+            },
+        );
     }
     g.finish();
 }

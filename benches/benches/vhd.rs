@@ -17,7 +17,11 @@ const BLOCK: u32 = 2 << 20;
 
 fn checksum(c: &mut Criterion) {
     let mut g = c.benchmark_group("checksum");
-    for (name, len, at) in [("footer", 512usize, 64usize), ("header", 1024, 36), ("1MiB", 1 << 20, 64)] {
+    for (name, len, at) in [
+        ("footer", 512usize, 64usize),
+        ("header", 1024, 36),
+        ("1MiB", 1 << 20, 64),
+    ] {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
         g.throughput(Throughput::Bytes(len as u64));
         g.bench_function(name, |b| b.iter(|| vhd_checksum(black_box(&bytes), at)));
@@ -29,7 +33,13 @@ fn bat(c: &mut Criterion) {
     let mut g = c.benchmark_group("bat_1M");
     g.throughput(Throughput::Elements(u64::from(BIG_BAT)));
     let raw: Vec<u8> = (0..BIG_BAT)
-        .flat_map(|i| if i % 10 == 0 { (i * 4100 + 3).to_be_bytes() } else { u32::MAX.to_be_bytes() })
+        .flat_map(|i| {
+            if i % 10 == 0 {
+                (i * 4100 + 3).to_be_bytes()
+            } else {
+                u32::MAX.to_be_bytes()
+            }
+        })
         .collect();
     g.bench_function("read_bat", |b| {
         b.iter(|| read_bat(&raw, 0, u64::from(BIG_BAT)).expect("bat"))
@@ -59,7 +69,12 @@ fn bitmaps(c: &mut Criterion) {
     let sectors = BLOCK / 512;
     let mut g = c.benchmark_group("bitmap_2MiB_block");
     g.throughput(Throughput::Elements(u64::from(sectors)));
-    for (name, byte) in [("full", 0xFFu8), ("empty", 0x00), ("alternating", 0xAA), ("nibbles", 0xF0)] {
+    for (name, byte) in [
+        ("full", 0xFFu8),
+        ("empty", 0x00),
+        ("alternating", 0xAA),
+        ("nibbles", 0xF0),
+    ] {
         let bm = Bitmap::from_bytes(&vec![byte; sectors as usize / 8], sectors);
         g.bench_function(BenchmarkId::new("runs", name), |b| {
             b.iter(|| {
@@ -71,7 +86,9 @@ fn bitmaps(c: &mut Criterion) {
                 runs
             })
         });
-        g.bench_function(BenchmarkId::new("count_set", name), |b| b.iter(|| bm.count_set()));
+        g.bench_function(BenchmarkId::new("count_set", name), |b| {
+            b.iter(|| bm.count_set())
+        });
     }
     g.finish();
 }
@@ -80,7 +97,11 @@ fn allocation_map(c: &mut Criterion) {
     let mut g = c.benchmark_group("allocation_map_1M_bat");
     g.sample_size(10);
     g.throughput(Throughput::Elements(u64::from(BIG_BAT)));
-    for (name, every, bitmap) in [("empty", 0u32, 0xFFu8), ("every_10th_full", 10, 0xFF), ("every_100th_alternating", 100, 0xAA)] {
+    for (name, every, bitmap) in [
+        ("empty", 0u32, 0xFFu8),
+        ("every_10th_full", 10, 0xFF),
+        ("every_100th_alternating", 100, 0xAA),
+    ] {
         let open = || {
             let io = SyntheticVhd::new(BIG_BAT, BLOCK, every, bitmap);
             Image::from_io(PathBuf::from(name), Box::new(io)).expect("synthetic image opens")

@@ -25,7 +25,14 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 pub fn disk_like(len: usize) -> Vec<u8> {
     const RUN: usize = 64 * 1024;
     const WORDS: [&[u8]; 8] = [
-        b"kernel ", b"module ", b"/usr/lib/", b"libc.so.6 ", b"GLIBC_2.2.5 ", b"\n", b"init ", b"0x0000 ",
+        b"kernel ",
+        b"module ",
+        b"/usr/lib/",
+        b"libc.so.6 ",
+        b"GLIBC_2.2.5 ",
+        b"\n",
+        b"init ",
+        b"0x0000 ",
     ];
     let mut out = Vec::with_capacity(len);
     let mut st = 0x5EED_u64;
@@ -120,7 +127,6 @@ impl SyntheticVhd {
     pub fn file_len(&self) -> u64 {
         self.len
     }
-
 }
 
 impl LayerIo for SyntheticVhd {

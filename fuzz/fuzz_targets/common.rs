@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 /// and the walk must stay fast, not exhaustive.
 pub const MAX_EXTENTS: usize = 4096;
 /// Largest read per input.
-pub const MAX_READ: usize = 256 * 1024;
+pub const MAX_READ: usize = 64 * 1024;
 
 /// Walks the extents: in order, contiguous from 0, non-empty, inside the virtual
 /// size. Returns the extents walked (at most [`MAX_EXTENTS`]).

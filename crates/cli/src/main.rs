@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cloudimg", version, about = "Move VHD disk images in and out of a cloud image service")]
+#[command(
+    name = "cloudimg",
+    version,
+    about = "Move VHD disk images in and out of a cloud image service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

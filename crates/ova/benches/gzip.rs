@@ -29,8 +29,16 @@ fn main() {
     let chunk_kib: usize = args.get(3).map_or(256, |s| s.parse().expect("chunk KiB"));
     let len = std::fs::metadata(&input).expect("input").len();
     // Warm the page cache so every contender reads from memory.
-    std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut std::io::sink()).unwrap();
-    println!("input {} ({} MiB), level {level}", input.display(), len >> 20);
+    std::io::copy(
+        &mut std::fs::File::open(&input).unwrap(),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    println!(
+        "input {} ({} MiB), level {level}",
+        input.display(),
+        len >> 20
+    );
 
     let t = Instant::now();
     let mut f = std::fs::File::open(&input).unwrap();
@@ -50,7 +58,12 @@ fn main() {
         w.write_all(&buf[..n]).unwrap();
     }
     let out = w.finish().unwrap().0;
-    report(&format!("cloudimg -j{jobs} chunk {chunk_kib}K"), len, out, t);
+    report(
+        &format!("cloudimg -j{jobs} chunk {chunk_kib}K"),
+        len,
+        out,
+        t,
+    );
 
     for (name, cmd, extra) in [
         ("pigz", "pigz", vec![format!("-p{jobs}")]),
@@ -116,7 +129,13 @@ fn mix(n: usize) -> Vec<u8> {
                 let mut i = 0u64;
                 let start = out.len();
                 while out.len() - start < seg {
-                    let line = format!("2024-05-01 12:00:{:02} host{} kernel: [{}] eth{}: link up\n", i % 60, i % 17, i * 7919, i % 4);
+                    let line = format!(
+                        "2024-05-01 12:00:{:02} host{} kernel: [{}] eth{}: link up\n",
+                        i % 60,
+                        i % 17,
+                        i * 7919,
+                        i % 4
+                    );
                     out.extend_from_slice(line.as_bytes());
                     i += 1;
                 }

@@ -28,8 +28,11 @@ pub fn sanitize(raw: &[u8]) -> Result<SafeName> {
     if name.starts_with('/') {
         return Err(Error::new(ErrorKind::UnsafePath, "absolute member name").member(shown()));
     }
-    let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if parts.iter().any(|p| *p == "..") {
+    let parts: Vec<&str> = name
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
         return Err(
             Error::new(ErrorKind::UnsafePath, "member name climbs out with '..'").member(shown()),
         );
@@ -110,7 +113,10 @@ pub fn xenserver_indices(names: &[&str]) -> Result<Vec<(String, usize)>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::new(ErrorKind::Layout, "no VHD in the package (expected 0.vhd)"));
+        return Err(Error::new(
+            ErrorKind::Layout,
+            "no VHD in the package (expected 0.vhd)",
+        ));
     }
     Ok(out)
 }
@@ -121,7 +127,10 @@ mod tests {
 
     #[test]
     fn sanitizes() {
-        assert_eq!(sanitize(b"./0.vhd").unwrap(), SafeName::File("0.vhd".into()));
+        assert_eq!(
+            sanitize(b"./0.vhd").unwrap(),
+            SafeName::File("0.vhd".into())
+        );
         assert_eq!(sanitize(b"././a").unwrap(), SafeName::File("a".into()));
         assert_eq!(sanitize(b"./").unwrap(), SafeName::Root);
         assert_eq!(sanitize(b".").unwrap(), SafeName::Root);
@@ -148,15 +157,23 @@ mod tests {
         let mut got = xenserver_indices(&["image.vhd", "base.vhd"]).unwrap();
         got.sort_by_key(|x| x.1);
         assert_eq!(got, vec![("image.vhd".into(), 0), ("base.vhd".into(), 1)]);
-        assert_eq!(xenserver_indices(&["disk.vhd"]).unwrap(), vec![("disk.vhd".into(), 0)]);
+        assert_eq!(
+            xenserver_indices(&["disk.vhd"]).unwrap(),
+            vec![("disk.vhd".into(), 0)]
+        );
         assert_eq!(
             xenserver_indices(&["0.vhd", "2.vhd"]).unwrap_err().kind(),
             ErrorKind::Layout
         );
         assert_eq!(
-            xenserver_indices(&["snap.vhd", "0.vhd"]).unwrap_err().kind(),
+            xenserver_indices(&["snap.vhd", "0.vhd"])
+                .unwrap_err()
+                .kind(),
             ErrorKind::Layout
         );
-        assert_eq!(xenserver_indices(&["swap.vhd"]).unwrap_err().kind(), ErrorKind::Layout);
+        assert_eq!(
+            xenserver_indices(&["swap.vhd"]).unwrap_err().kind(),
+            ErrorKind::Layout
+        );
     }
 }

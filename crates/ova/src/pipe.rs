@@ -103,3 +103,10 @@ impl Read for PipeReader {
         Ok(n)
     }
 }
+
+impl PipeWriter {
+    /// Passes an error to the reader (it sees it after the bytes sent so far).
+    pub fn fail(&self, e: io::Error) {
+        let _ = self.tx.send(Err(e));
+    }
+}

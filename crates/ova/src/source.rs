@@ -108,8 +108,8 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 enum Body<R: Read> {
-    Gzip(MultiGzDecoder<BufReader<Hashing<R>>>),
-    Plain(BufReader<Hashing<R>>),
+    Gzip(Box<MultiGzDecoder<BufReader<Hashing<R>>>>),
+    Plain(Box<BufReader<Hashing<R>>>),
 }
 
 /// A `Read` of the decompressed archive that hashes, counts and caps.
@@ -135,11 +135,13 @@ impl<R: Read> Decoder<R> {
             progress,
         };
         let mut buf = BufReader::with_capacity(256 * 1024, hashing);
-        let head = buf.fill_buf().map_err(|e| Error::io("read archive", e).at(0))?;
+        let head = buf
+            .fill_buf()
+            .map_err(|e| Error::io("read archive", e).at(0))?;
         let body = if head.starts_with(&crate::gzip::header::MAGIC) {
-            Body::Gzip(MultiGzDecoder::new(buf))
+            Body::Gzip(Box::new(MultiGzDecoder::new(buf)))
         } else {
-            Body::Plain(buf)
+            Body::Plain(Box::new(buf))
         };
         Ok(Decoder {
             body,
@@ -180,7 +182,7 @@ impl<R: Read> Decoder<R> {
         let gzip = self.is_gzip();
         let h = match self.body {
             Body::Gzip(g) => g.into_inner().into_inner(),
-            Body::Plain(b) => b.into_inner(),
+            Body::Plain(b) => (*b).into_inner(),
         };
         Ok(StreamStats {
             compressed_bytes: h.count,
@@ -233,7 +235,10 @@ pub fn verify(stats: &StreamStats, expected: &Expected) -> Result<()> {
         if stats.md5 != want {
             return Err(Error::new(
                 ErrorKind::ChecksumMismatch,
-                format!("MD5 of the compressed stream is {}, expected {want}", stats.md5),
+                format!(
+                    "MD5 of the compressed stream is {}, expected {want}",
+                    stats.md5
+                ),
             ));
         }
     }

@@ -29,6 +29,9 @@ pub enum Layout {
     XenServer,
     /// A standard OVA: descriptor first, manifest digests checked.
     Ova,
+    /// An OVA when the first member is a `.ovf`, else the XenServer chain when
+    /// there is any `.vhd`, else any files.
+    Auto,
 }
 
 /// How to unpack.
@@ -77,6 +80,7 @@ struct Pending {
     data_offset: u64,
     sniff: Option<Sniffer>,
     sha256: Option<String>,
+    sha1: Option<String>,
     /// Small text members (descriptor, manifest) kept for checking.
     text: Option<Vec<u8>>,
 }
@@ -112,7 +116,9 @@ pub fn unpack<R: Read + Send>(source: R, dir: &Path, opts: &UnpackOptions) -> Re
     let made_dir = match fs::metadata(dir) {
         Ok(m) if m.is_dir() => false,
         Ok(_) => {
-            return Err(Error::new(ErrorKind::InvalidArgument, "target is not a directory").path(dir))
+            return Err(
+                Error::new(ErrorKind::InvalidArgument, "target is not a directory").path(dir),
+            )
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir(dir).map_err(|e| Error::io("create target directory", e).path(dir))?;
@@ -132,9 +138,7 @@ pub fn unpack<R: Read + Send>(source: R, dir: &Path, opts: &UnpackOptions) -> Re
     let (pending, stats) = std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<StreamStats> {
             let mut dec = Decoder::new(source, opts.limits, want_sha, opts.progress.clone())
-                .inspect_err(|e| {
-                    let _ = writer.tx_error(Error::new(e.kind(), e.to_string()));
-                })?;
+                .inspect_err(|e| writer.fail(Error::new(e.kind(), e.to_string()).into_io()))?;
             match writer.pump(&mut dec) {
                 Ok(()) => dec.finish(),
                 Err(e) => Err(Error::io("decompress", e)),
@@ -172,66 +176,21 @@ fn extract(
     let mut pending: Vec<Pending> = Vec::new();
     let mut count = 0usize;
     let mut buf = vec![0u8; 1 << 20];
+    let mut layout = opts.layout;
     while let Some(mut entry) = tar.next_entry()? {
         count += 1;
         let shown = entry.name();
         let at = entry.header_offset;
-        let ctx = |e: Error| e.member(shown.clone()).at(at);
-        if count > limits.max_members {
-            return Err(ctx(Error::new(
-                ErrorKind::LimitExceeded,
-                format!("more than {} members", limits.max_members),
-            )));
-        }
-        let name = sanitize(&entry.header.name).map_err(ctx)?;
-        let ty = entry.header.entry_type;
-        match (ty, &name) {
-            (EntryType::Directory, SafeName::Root) => continue,
-            (EntryType::Directory, _) => {
-                return Err(ctx(Error::new(
-                    ErrorKind::Unsupported,
-                    "subdirectories are not supported (packages are flat)",
-                )))
-            }
-            (EntryType::HardLink | EntryType::Symlink, _) => {
-                return Err(ctx(Error::new(
-                    ErrorKind::UnsafeEntry,
-                    format!(
-                        "{} to {:?} refused",
-                        ty.name(),
-                        String::from_utf8_lossy(&entry.header.link_name)
-                    ),
-                )))
-            }
-            (EntryType::CharDevice | EntryType::BlockDevice | EntryType::Fifo, _) => {
-                return Err(ctx(Error::new(
-                    ErrorKind::UnsafeEntry,
-                    format!("{} refused", ty.name()),
-                )))
-            }
-            (t, _) if !t.is_file() => {
-                return Err(ctx(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("{} (type {:?}) not supported", t.name(), t.to_byte() as char),
-                )))
-            }
-            _ => {}
-        }
-        let SafeName::File(file_name) = name else {
-            return Err(ctx(Error::new(ErrorKind::UnsafePath, "regular file named like the root")));
+        let Some(file_name) = admit(&entry.header, count, limits, |n| {
+            pending.iter().any(|p| p.name == n)
+        })
+        .map_err(|e| e.member(shown.clone()).at(at))?
+        else {
+            continue;
         };
-        if pending.iter().any(|p| p.name == file_name) {
-            return Err(ctx(Error::new(
-                ErrorKind::Duplicate,
-                "a member of this name was already unpacked",
-            )));
-        }
         let size = entry.header.size;
-        if size > limits.max_member_size {
-            return Err(ctx(Error::new(
-                ErrorKind::LimitExceeded,
-                format!("{size} bytes, over the {}-byte cap", limits.max_member_size),
-            )));
+        if layout == Layout::Auto && pending.is_empty() && file_name.ends_with(".ovf") {
+            layout = Layout::Ova;
         }
         let temp = dir.join(format!(
             ".cloudimg-unpack-{}-{}.part",
@@ -245,8 +204,11 @@ fn extract(
             .map_err(|e| Error::io("create temporary file", e).path(&temp))?;
         created.temps.push(temp.clone());
         let mut sniff = file_name.ends_with(".vhd").then(Sniffer::new);
-        let mut sha = (opts.layout == Layout::Ova).then(Sha256::new);
-        let is_text = opts.layout == Layout::Ova
+        let mut sha = (layout == Layout::Ova).then(Sha256::new);
+        // OVF 1.x manifests from older tools use SHA1; the manifest comes after
+        // the descriptor, so both digests are kept for every member of an OVA.
+        let mut sha1 = (layout == Layout::Ova).then(sha1::Sha1::new);
+        let is_text = layout == Layout::Ova
             && (file_name.ends_with(".ovf") || file_name.ends_with(".mf"))
             && size <= MAX_TEXT;
         let mut text = is_text.then(Vec::new);
@@ -266,6 +228,9 @@ fn extract(
             if let Some(h) = &mut sha {
                 h.update(piece);
             }
+            if let Some(h) = &mut sha1 {
+                h.update(piece);
+            }
             if let Some(t) = &mut text {
                 t.extend_from_slice(piece);
             }
@@ -280,6 +245,7 @@ fn extract(
             data_offset,
             sniff,
             sha256: sha.map(|h| hex::encode(h.finalize())),
+            sha1: sha1.map(|h| hex::encode(h.finalize())),
             text,
         });
     }
@@ -290,6 +256,83 @@ fn extract(
     Ok(pending)
 }
 
+/// Decides whether an entry may be unpacked: `Ok(None)` for the archive root
+/// (skipped), `Ok(Some(file name))` for a file, an error for anything unsafe.
+/// `count` is the entry's ordinal; `seen` tells whether a name was taken.
+pub(crate) fn admit(
+    header: &crate::tar::Header,
+    count: usize,
+    limits: &Limits,
+    seen: impl Fn(&str) -> bool,
+) -> Result<Option<String>> {
+    if count > limits.max_members {
+        return Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!("more than {} members", limits.max_members),
+        ));
+    }
+    let name = sanitize(&header.name)?;
+    let ty = header.entry_type;
+    match (ty, &name) {
+        (EntryType::Directory, SafeName::Root) => return Ok(None),
+        (EntryType::Directory, _) => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "subdirectories are not supported (packages are flat)",
+            ))
+        }
+        (EntryType::HardLink | EntryType::Symlink, _) => {
+            return Err(Error::new(
+                ErrorKind::UnsafeEntry,
+                format!(
+                    "{} to {:?} refused",
+                    ty.name(),
+                    String::from_utf8_lossy(&header.link_name)
+                ),
+            ))
+        }
+        (EntryType::CharDevice | EntryType::BlockDevice | EntryType::Fifo, _) => {
+            return Err(Error::new(
+                ErrorKind::UnsafeEntry,
+                format!("{} refused", ty.name()),
+            ))
+        }
+        (t, _) if !t.is_file() => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{} (type {:?}) not supported",
+                    t.name(),
+                    t.to_byte() as char
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let SafeName::File(file_name) = name else {
+        return Err(Error::new(
+            ErrorKind::UnsafePath,
+            "regular file named like the root",
+        ));
+    };
+    if seen(&file_name) {
+        return Err(Error::new(
+            ErrorKind::Duplicate,
+            "a member of this name appeared earlier in the archive",
+        ));
+    }
+    if header.size > limits.max_member_size {
+        return Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "{} bytes, over the {}-byte cap",
+                header.size, limits.max_member_size
+            ),
+        ));
+    }
+    Ok(Some(file_name))
+}
+
 fn write_all(file: &mut File, data: &[u8], path: &Path) -> Result<()> {
     file.write_all(data)
         .map_err(|e| Error::io("write unpacked file", e).path(path))
@@ -298,20 +341,31 @@ fn write_all(file: &mut File, data: &[u8], path: &Path) -> Result<()> {
 type Checked = (Option<Vec<ChainMember>>, Option<crate::ovf::OvaInfo>);
 
 fn check_layout(pending: &[Pending], layout: Layout) -> Result<Checked> {
+    let layout = match layout {
+        Layout::Auto if pending.first().is_some_and(|p| p.name.ends_with(".ovf")) => Layout::Ova,
+        Layout::Auto if pending.iter().any(|p| p.name.ends_with(".vhd")) => Layout::XenServer,
+        Layout::Auto => Layout::Any,
+        other => other,
+    };
     match layout {
-        Layout::Any => Ok((None, None)),
+        Layout::Any | Layout::Auto => Ok((None, None)),
         Layout::XenServer => {
             let names: Vec<&str> = pending.iter().map(|p| p.name.as_str()).collect();
             let indices = crate::names::xenserver_indices(&names)?;
             let mut chain = Vec::new();
             for (name, index) in indices {
-                let p = pending.iter().find(|p| p.name == name).expect("from the list");
+                let p = pending
+                    .iter()
+                    .find(|p| p.name == name)
+                    .expect("from the list");
                 let vhd = p
                     .sniff
                     .as_ref()
                     .expect("sniffed every .vhd")
                     .summary()
-                    .map_err(|why| Error::new(ErrorKind::NotVhd, why).member(p.archive_name.clone()))?;
+                    .map_err(|why| {
+                        Error::new(ErrorKind::NotVhd, why).member(p.archive_name.clone())
+                    })?;
                 chain.push(ChainMember {
                     archive_name: p.archive_name.clone(),
                     index,
@@ -329,6 +383,7 @@ fn check_layout(pending: &[Pending], layout: Layout) -> Result<Checked> {
                     name: &p.name,
                     size: p.size,
                     sha256: p.sha256.as_deref(),
+                    sha1: p.sha1.as_deref(),
                     text: p.text.as_deref(),
                 })
                 .collect();
@@ -368,7 +423,9 @@ fn commit(
 /// "create only if absent" rename; filesystems without links get a checked rename.
 fn place(temp: &Path, dest: &Path) -> Result<()> {
     match fs::hard_link(temp, dest) {
-        Ok(()) => fs::remove_file(temp).map_err(|e| Error::io("remove temporary file", e).path(temp)),
+        Ok(()) => {
+            fs::remove_file(temp).map_err(|e| Error::io("remove temporary file", e).path(temp))
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::new(
             ErrorKind::InvalidArgument,
             "refusing to replace an existing file",

@@ -16,14 +16,17 @@
 //! # Ok(()) }
 //! ```
 
+pub mod download;
 pub mod error;
 pub mod hash;
 pub mod http;
 pub mod local;
+mod pool;
 pub mod retry;
 pub mod s3;
 pub mod store;
 pub mod swift;
+pub mod upload;
 pub mod url;
 
 pub use error::{Error, ErrorKind, Result};

@@ -52,9 +52,16 @@ impl Extent {
         }
         let contiguous = match (self.source, next.source) {
             (Source::Zero, Source::Zero) => true,
-            (Source::Layer { layer: a, file_offset: fa }, Source::Layer { layer: b, file_offset: fb }) => {
-                a == b && fa + self.len == fb
-            }
+            (
+                Source::Layer {
+                    layer: a,
+                    file_offset: fa,
+                },
+                Source::Layer {
+                    layer: b,
+                    file_offset: fb,
+                },
+            ) => a == b && fa + self.len == fb,
             _ => false,
         };
         if contiguous {
@@ -115,7 +122,13 @@ impl<'a> Extents<'a> {
         for i in 0..self.layers.len() {
             let img = &self.layers[i];
             if img.disk_type() == DiskType::Fixed {
-                return Ok((Source::Layer { layer: i, file_offset: pos * SECTOR_SIZE }, limit));
+                return Ok((
+                    Source::Layer {
+                        layer: i,
+                        file_offset: pos * SECTOR_SIZE,
+                    },
+                    limit,
+                ));
             }
             let spb = u64::from(img.sectors_per_block());
             let block = (pos / spb) as usize;
@@ -123,7 +136,11 @@ impl<'a> Extents<'a> {
             if entry == BAT_UNUSED {
                 let next = self.next_allocated(i, block) as u64;
                 // Past the table, nothing is allocated in this layer.
-                let next = if next >= img.bat().len() as u64 { u64::MAX } else { next * spb };
+                let next = if next >= img.bat().len() as u64 {
+                    u64::MAX
+                } else {
+                    next * spb
+                };
                 limit = limit.min(next);
                 continue;
             }
@@ -137,7 +154,10 @@ impl<'a> Extents<'a> {
                     + img.bitmap_size()
                     + u64::from(in_block) * SECTOR_SIZE;
                 let need = (limit - pos) * SECTOR_SIZE;
-                if file_offset.checked_add(need).is_none_or(|e| e > img.file_len()) {
+                if file_offset
+                    .checked_add(need)
+                    .is_none_or(|e| e > img.file_len())
+                {
                     return Err(Error::new(
                         ErrorKind::Truncated,
                         format!(
@@ -149,7 +169,13 @@ impl<'a> Extents<'a> {
                     .at(img.bat_entry_offset(block as u32))
                     .path(img.path()));
                 }
-                return Ok((Source::Layer { layer: i, file_offset }, limit));
+                return Ok((
+                    Source::Layer {
+                        layer: i,
+                        file_offset,
+                    },
+                    limit,
+                ));
             }
         }
         Ok((Source::Zero, limit))
@@ -173,7 +199,11 @@ impl<'a> Extents<'a> {
             },
             Source::Zero => Source::Zero,
         };
-        Ok(Some(Extent { offset: lo, len: hi - lo, source }))
+        Ok(Some(Extent {
+            offset: lo,
+            len: hi - lo,
+            source,
+        }))
     }
 }
 

@@ -41,7 +41,11 @@ pub fn read_bat(io: &dyn LayerIo, offset: u64, entries: u64) -> Result<Vec<u32>>
         let n = CHUNK_ENTRIES.min(entries - done);
         let chunk = &mut buf[..n * 4];
         io.read_exact_at(chunk, offset + done as u64 * 4)
-            .map_err(|e| Error::io("read BAT", e).field("bat").at(offset + done as u64 * 4))?;
+            .map_err(|e| {
+                Error::io("read BAT", e)
+                    .field("bat")
+                    .at(offset + done as u64 * 4)
+            })?;
         bat.extend(
             chunk
                 .chunks_exact(4)

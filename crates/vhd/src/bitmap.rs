@@ -19,7 +19,10 @@ impl Bitmap {
         let mut bits = vec![0u8; need];
         let n = need.min(bytes.len());
         bits[..n].copy_from_slice(&bytes[..n]);
-        Bitmap { bits: bits.into_boxed_slice(), sectors }
+        Bitmap {
+            bits: bits.into_boxed_slice(),
+            sectors,
+        }
     }
 
     /// A bitmap with every sector set or every sector clear.
@@ -90,7 +93,10 @@ impl Bitmap {
     /// Number of set sectors.
     pub fn count_set(&self) -> u32 {
         let whole = self.sectors / 8;
-        let mut n: u32 = self.bits[..whole as usize].iter().map(|b| b.count_ones()).sum();
+        let mut n: u32 = self.bits[..whole as usize]
+            .iter()
+            .map(|b| b.count_ones())
+            .sum();
         for s in whole * 8..self.sectors {
             n += u32::from(self.is_set(s));
         }

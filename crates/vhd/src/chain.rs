@@ -63,9 +63,10 @@ impl Chain {
     pub fn open(leaf: impl AsRef<Path>, opts: &ChainOptions) -> Result<Chain> {
         let leaf = leaf.as_ref();
         let confine = match &opts.confine_to {
-            Some(d) => Some(d.canonicalize().map_err(|e| {
-                Error::io("resolve --confine directory", e).path(d)
-            })?),
+            Some(d) => Some(
+                d.canonicalize()
+                    .map_err(|e| Error::io("resolve --confine directory", e).path(d))?,
+            ),
             None => None,
         };
         let mut layers = vec![Image::open(leaf)?];
@@ -74,7 +75,10 @@ impl Chain {
         let mut explicit: Vec<Option<Image>> = Vec::new();
         let mut explicit_opened = false;
 
-        while let Some(child) = layers.last().filter(|i| i.disk_type() == DiskType::Differencing) {
+        while let Some(child) = layers
+            .last()
+            .filter(|i| i.disk_type() == DiskType::Differencing)
+        {
             if layers.len() >= opts.max_depth.max(1) {
                 return Err(Error::new(
                     ErrorKind::ChainLoop,
@@ -122,13 +126,19 @@ impl Chain {
     /// and a base that is not differencing.
     pub fn from_images(layers: Vec<Image>) -> Result<Chain> {
         if layers.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidArgument, "a chain needs at least one image"));
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "a chain needs at least one image",
+            ));
         }
         let mut warnings = Vec::new();
         let mut uuids = HashSet::new();
         for img in &layers {
             for w in img.warnings() {
-                warnings.push(ChainWarning { path: img.path().to_path_buf(), warning: w.clone() });
+                warnings.push(ChainWarning {
+                    path: img.path().to_path_buf(),
+                    warning: w.clone(),
+                });
             }
             if !uuids.insert(img.uuid()) {
                 return Err(Error::new(
@@ -166,7 +176,7 @@ impl Chain {
                         parent.uuid()
                     ),
                 )
-                .field("header.parent_uuid")
+                .field("header.parent_unique_id")
                 .at(hdr_at + header::at::PARENT_UUID)
                 .path(child.path()));
             }
@@ -185,7 +195,10 @@ impl Chain {
                 .path(child.path()));
             }
             if let Some(w) = timestamp_warning(h.parent_timestamp, parent, hdr_at) {
-                warnings.push(ChainWarning { path: child.path().to_path_buf(), warning: w });
+                warnings.push(ChainWarning {
+                    path: child.path().to_path_buf(),
+                    warning: w,
+                });
             }
         }
         let base = layers.last().expect("non-empty");
@@ -263,7 +276,10 @@ fn is_windows_absolute(s: &str) -> bool {
 /// Where a locator's path could be, most faithful first.
 fn locator_candidates(child_dir: &Path, code: PlatformCode, s: &str) -> Vec<PathBuf> {
     let slashed = s.replace('\\', "/");
-    let base = slashed.rsplit('/').find(|p| !p.is_empty()).map(PathBuf::from);
+    let base = slashed
+        .rsplit('/')
+        .find(|p| !p.is_empty())
+        .map(PathBuf::from);
     let mut out = Vec::new();
     if is_windows_absolute(s) {
         // Cannot exist on this host; the parent usually sits beside the child.
@@ -323,9 +339,12 @@ fn find_parent(child: &Image, want: uuid::Uuid, confine: Option<&Path>) -> Resul
     let err = if !mismatched.is_empty() {
         Error::new(
             ErrorKind::ParentMismatch,
-            format!("no candidate parent has UUID {want}: {}", mismatched.join("; ")),
+            format!(
+                "no candidate parent has UUID {want}: {}",
+                mismatched.join("; ")
+            ),
         )
-        .field("header.parent_uuid")
+        .field("header.parent_unique_id")
         .at(hdr_at + header::at::PARENT_UUID)
     } else if !refused.is_empty() {
         Error::new(
@@ -365,12 +384,19 @@ mod tests {
             vec![PathBuf::from("/imgs/x/base.vhd")]
         );
         assert_eq!(
-            locator_candidates(dir, PlatformCode::W2ku, "C:\\Users\\sergi\\Downloads\\win8.vhd"),
+            locator_candidates(
+                dir,
+                PlatformCode::W2ku,
+                "C:\\Users\\sergi\\Downloads\\win8.vhd"
+            ),
             vec![PathBuf::from("/imgs/x/win8.vhd")]
         );
         assert_eq!(
             locator_candidates(dir, PlatformCode::MacX, "/srv/base.vhd"),
-            vec![PathBuf::from("/srv/base.vhd"), PathBuf::from("/imgs/x/base.vhd")]
+            vec![
+                PathBuf::from("/srv/base.vhd"),
+                PathBuf::from("/imgs/x/base.vhd")
+            ]
         );
         assert_eq!(
             locator_candidates(dir, PlatformCode::W2ru, "..\\..\\etc\\passwd"),

@@ -58,11 +58,15 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Error)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
     }
 
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == Severity::Warning)
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -97,20 +101,46 @@ struct Sink {
 }
 
 impl Sink {
-    fn push(&mut self, severity: Severity, code: &'static str, field: &'static str, offset: Option<u64>, message: String) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        code: &'static str,
+        field: &'static str,
+        offset: Option<u64>,
+        message: String,
+    ) {
         let n = self.counts.entry(code).or_insert(0);
         *n += 1;
         if *n > MAX_PER_CODE {
             return;
         }
-        self.findings.push(Finding { severity, path: self.path.clone(), field, offset, message, code });
+        self.findings.push(Finding {
+            severity,
+            path: self.path.clone(),
+            field,
+            offset,
+            message,
+            code,
+        });
     }
 
-    fn error(&mut self, code: &'static str, field: &'static str, offset: u64, message: impl Into<String>) {
+    fn error(
+        &mut self,
+        code: &'static str,
+        field: &'static str,
+        offset: u64,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Error, code, field, Some(offset), message.into());
     }
 
-    fn warn(&mut self, code: &'static str, field: &'static str, offset: u64, message: impl Into<String>) {
+    fn warn(
+        &mut self,
+        code: &'static str,
+        field: &'static str,
+        offset: u64,
+        message: impl Into<String>,
+    ) {
         self.push(Severity::Warning, code, field, Some(offset), message.into());
     }
 
@@ -210,19 +240,33 @@ pub fn check_chain(leaf: impl AsRef<Path>, opts: &ChainOptions) -> Report {
 
 /// Checks the bytes of one VHD read through `io`; `name` labels the findings.
 pub fn check_io(name: &Path, io: &dyn LayerIo) -> Report {
-    let mut sink = Sink { path: name.to_path_buf(), findings: Vec::new(), counts: HashMap::new() };
+    let mut sink = Sink {
+        path: name.to_path_buf(),
+        findings: Vec::new(),
+        counts: HashMap::new(),
+    };
     check_into(&mut sink, io);
-    Report { files: vec![name.to_path_buf()], findings: sink.finish() }
+    Report {
+        files: vec![name.to_path_buf()],
+        findings: sink.finish(),
+    }
 }
 
 fn read_exact(io: &dyn LayerIo, at: u64, buf: &mut [u8]) -> bool {
-    at.checked_add(buf.len() as u64).is_some_and(|e| e <= io.len()) && io.read_exact_at(buf, at).is_ok()
+    at.checked_add(buf.len() as u64)
+        .is_some_and(|e| e <= io.len())
+        && io.read_exact_at(buf, at).is_ok()
 }
 
 fn check_into(s: &mut Sink, io: &dyn LayerIo) {
     let len = io.len();
     if len < FOOTER_SIZE as u64 {
-        s.error("not_vhd", "file", 0, format!("{len} bytes is too short for a VHD footer"));
+        s.error(
+            "not_vhd",
+            "file",
+            0,
+            format!("{len} bytes is too short for a VHD footer"),
+        );
         return;
     }
     let tail_at = len - FOOTER_SIZE as u64;
@@ -234,34 +278,70 @@ fn check_into(s: &mut Sink, io: &dyn LayerIo) {
     }
     let tail = Footer::parse(&tail_raw);
     let head = Footer::parse(&head_raw).filter(|f| f.disk_type.is_sparse() && tail_at != 0);
-    let (f, f_at) = match (&tail, &head) {
-        (Some(t), _) => (t.clone(), tail_at),
-        (None, Some(h)) => {
-            s.error(
-                "footer_cookie",
+    let tail_ok = tail.as_ref().is_some_and(Footer::checksum_ok);
+    let head_ok = head.as_ref().is_some_and(Footer::checksum_ok);
+    let (f, f_at) = if tail_ok {
+        (tail.clone().expect("checked"), tail_at)
+    } else if head_ok {
+        // Readable: every reader falls back to (or, like qemu, prefers) the head copy.
+        match &tail {
+            None => s.warn(
+                "footer_tail_damaged",
                 "footer.cookie",
                 tail_at,
-                "no 'conectix' cookie in the tail footer (the head copy is intact)",
-            );
-            (h.clone(), 0)
+                "no 'conectix' cookie in the tail footer; the intact head copy is used",
+            ),
+            Some(t) => s.warn(
+                "footer_tail_damaged",
+                "footer.checksum",
+                tail_at + footer::at::CHECKSUM,
+                format!(
+                    "tail footer checksum {:#010x}, computed {:#010x}; the intact head copy is used",
+                    t.checksum,
+                    t.computed_checksum()
+                ),
+            ),
         }
-        (None, None) => {
-            s.error("not_vhd", "footer.cookie", tail_at, "no 'conectix' footer at the end or the start of the file");
-            return;
-        }
+        (head.clone().expect("checked"), 0)
+    } else if let Some(t) = &tail {
+        (t.clone(), tail_at)
+    } else if let Some(h) = &head {
+        s.error(
+            "footer_cookie",
+            "footer.cookie",
+            tail_at,
+            "no 'conectix' cookie in the tail footer, and the head copy's checksum is wrong",
+        );
+        (h.clone(), 0)
+    } else {
+        s.error(
+            "not_vhd",
+            "footer.cookie",
+            tail_at,
+            "no 'conectix' footer at the end or the start of the file",
+        );
+        return;
     };
     check_footer(s, &f, f_at);
     let Some(kind) = known_type(&f) else { return };
 
     if kind.is_sparse() {
-        if tail.is_some() {
+        if tail_ok {
             match &head {
-                Some(_) if head_raw != tail_raw => s.error(
-                    "footer_copies_differ",
-                    "footer",
-                    0,
-                    "the head footer copy differs from the tail footer",
-                ),
+                Some(_) if head_raw != tail_raw => {
+                    let first = head_raw
+                        .iter()
+                        .zip(&tail_raw)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(0);
+                    let (field, at) = footer_field_at(first as u64);
+                    s.warn(
+                        "footer_copies_differ",
+                        field,
+                        at,
+                        "the head footer copy differs from the tail copy (the tail copy is used)",
+                    )
+                }
                 None => s.error(
                     "footer_head_missing",
                     "footer.cookie",
@@ -272,6 +352,14 @@ fn check_into(s: &mut Sink, io: &dyn LayerIo) {
             }
         }
         check_sparse(s, io, &f, f_at, len);
+        if tail.is_none() && s.counts.get("bat_outside_file").is_some_and(|&n| n > 0) {
+            s.error(
+                "file_truncated",
+                "file.length",
+                len,
+                "the file ends inside its data blocks and has lost its tail footer: it was truncated",
+            );
+        }
     } else {
         let size = f.current_size;
         if size > tail_at {
@@ -279,21 +367,57 @@ fn check_into(s: &mut Sink, io: &dyn LayerIo) {
                 "fixed_truncated",
                 "footer.current_size",
                 f_at + footer::at::CURRENT_SIZE,
-                format!("fixed disk of {size} bytes needs a file of {} bytes, found {len}", size.saturating_add(512)),
+                format!(
+                    "fixed disk of {size} bytes needs a file of {} bytes, found {len}",
+                    size.saturating_add(512)
+                ),
             );
         } else if size < tail_at {
             s.warn(
                 "fixed_extra_data",
                 "footer.current_size",
                 f_at + footer::at::CURRENT_SIZE,
-                format!("{} bytes between the end of the disk and the footer", tail_at - size),
+                format!(
+                    "{} bytes between the end of the disk and the footer",
+                    tail_at - size
+                ),
             );
         }
     }
 }
 
+/// The footer field holding byte `b`, and the field's offset.
+fn footer_field_at(b: u64) -> (&'static str, u64) {
+    use footer::at;
+    const FIELDS: [(&str, u64); 14] = [
+        ("footer.cookie", at::COOKIE),
+        ("footer.features", at::FEATURES),
+        ("footer.format_version", at::FORMAT_VERSION),
+        ("footer.data_offset", at::DATA_OFFSET),
+        ("footer.timestamp", at::TIMESTAMP),
+        ("footer.creator", at::CREATOR_APP),
+        ("footer.original_size", at::ORIGINAL_SIZE),
+        ("footer.current_size", at::CURRENT_SIZE),
+        ("footer.geometry", at::GEOMETRY),
+        ("footer.disk_type", at::DISK_TYPE),
+        ("footer.checksum", at::CHECKSUM),
+        ("footer.unique_id", at::UUID),
+        ("footer.saved_state", at::SAVED_STATE),
+        ("footer.reserved", at::RESERVED),
+    ];
+    FIELDS
+        .iter()
+        .rev()
+        .find(|(_, o)| *o <= b)
+        .map_or(("footer", 0), |&(f, o)| (f, o))
+}
+
 fn known_type(f: &Footer) -> Option<DiskType> {
-    matches!(f.disk_type, DiskType::Fixed | DiskType::Dynamic | DiskType::Differencing).then_some(f.disk_type)
+    matches!(
+        f.disk_type,
+        DiskType::Fixed | DiskType::Dynamic | DiskType::Differencing
+    )
+    .then_some(f.disk_type)
 }
 
 fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
@@ -302,11 +426,20 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
             "footer_checksum",
             "footer.checksum",
             at + footer::at::CHECKSUM,
-            format!("footer checksum {:#010x}, computed {:#010x}", f.checksum, f.computed_checksum()),
+            format!(
+                "footer checksum {:#010x}, computed {:#010x}",
+                f.checksum,
+                f.computed_checksum()
+            ),
         );
     }
     if f.features & footer::FEATURE_RESERVED == 0 {
-        s.warn("footer_features", "footer.features", at + footer::at::FEATURES, "the reserved feature bit 0x2 is not set");
+        s.warn(
+            "footer_features",
+            "footer.features",
+            at + footer::at::FEATURES,
+            "the reserved feature bit 0x2 is not set",
+        );
     }
     if f.features & !0x3 != 0 {
         s.warn(
@@ -321,7 +454,10 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
             "footer_version",
             "footer.format_version",
             at + footer::at::FORMAT_VERSION,
-            format!("format version {:#010x}, expected 0x00010000", f.format_version),
+            format!(
+                "format version {:#010x}, expected 0x00010000",
+                f.format_version
+            ),
         );
     }
     if f.timestamp > time::now().saturating_add(86_400) {
@@ -329,7 +465,10 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
             "footer_timestamp_future",
             "footer.timestamp",
             at + footer::at::TIMESTAMP,
-            format!("timestamp {} is in the future", time::to_iso8601(f.timestamp)),
+            format!(
+                "timestamp {} is in the future",
+                time::to_iso8601(f.timestamp)
+            ),
         );
     }
     match f.disk_type {
@@ -339,7 +478,10 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
                     "footer_data_offset",
                     "footer.data_offset",
                     at + footer::at::DATA_OFFSET,
-                    format!("data offset of a fixed disk is {:#x}, expected all ones", f.data_offset),
+                    format!(
+                        "data offset of a fixed disk is {:#x}, expected all ones",
+                        f.data_offset
+                    ),
                 );
             }
         }
@@ -390,7 +532,12 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
         );
     }
     if f.uuid.is_nil() {
-        s.warn("footer_uuid_null", "footer.uuid", at + footer::at::UUID, "the unique id is all zeros");
+        s.warn(
+            "footer_uuid_null",
+            "footer.unique_id",
+            at + footer::at::UUID,
+            "the unique id is all zeros",
+        );
     }
     if f.saved_state > 1 {
         s.warn(
@@ -400,7 +547,12 @@ fn check_footer(s: &mut Sink, f: &Footer, at: u64) {
             format!("saved state {} is neither 0 nor 1", f.saved_state),
         );
     } else if f.saved_state == 1 {
-        s.warn("footer_saved_state", "footer.saved_state", at + footer::at::SAVED_STATE, "the disk is in a saved state");
+        s.warn(
+            "footer_saved_state",
+            "footer.saved_state",
+            at + footer::at::SAVED_STATE,
+            "the disk is in a saved state",
+        );
     }
     if let Some(i) = f.reserved.iter().position(|&b| b != 0) {
         s.warn(
@@ -428,10 +580,15 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
             "footer_data_offset",
             "footer.data_offset",
             doff_at,
-            format!("dynamic header offset {off:#x} must be a sector multiple past the head footer"),
+            format!(
+                "dynamic header offset {off:#x} must be a sector multiple past the head footer"
+            ),
         );
     }
-    if off.checked_add(HEADER_SIZE as u64).is_none_or(|e| e > tail_at) {
+    if off
+        .checked_add(HEADER_SIZE as u64)
+        .is_none_or(|e| e > tail_at)
+    {
         s.error(
             "footer_data_offset",
             "footer.data_offset",
@@ -446,7 +603,12 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
         return;
     }
     let Some(h) = DynamicHeader::parse(&raw) else {
-        s.error("header_cookie", "header.cookie", off, "no 'cxsparse' cookie in the dynamic header");
+        s.error(
+            "header_cookie",
+            "header.cookie",
+            off,
+            "no 'cxsparse' cookie in the dynamic header",
+        );
         return;
     };
     if !h.checksum_ok() {
@@ -454,7 +616,11 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
             "header_checksum",
             "header.checksum",
             off + header::at::CHECKSUM,
-            format!("header checksum {:#010x}, computed {:#010x}", h.checksum, h.computed_checksum()),
+            format!(
+                "header checksum {:#010x}, computed {:#010x}",
+                h.checksum,
+                h.computed_checksum()
+            ),
         );
     }
     if h.data_offset != u64::MAX {
@@ -470,11 +636,19 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
             "header_version",
             "header.header_version",
             off + header::at::HEADER_VERSION,
-            format!("header version {:#010x}, expected 0x00010000", h.header_version),
+            format!(
+                "header version {:#010x}, expected 0x00010000",
+                h.header_version
+            ),
         );
     }
     if h.reserved1 != 0 {
-        s.warn("header_reserved", "header.reserved1", off + header::at::RESERVED1, "reserved field is not zero");
+        s.warn(
+            "header_reserved",
+            "header.reserved1",
+            off + header::at::RESERVED1,
+            "reserved field is not zero",
+        );
     }
     if let Some(i) = h.reserved2.iter().position(|&b| b != 0) {
         s.warn(
@@ -486,10 +660,18 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
     }
     let differencing = f.disk_type == DiskType::Differencing;
     if differencing {
-        if h.parent_uuid.is_nil() {
+        let no_locators = h.locators.iter().all(|l| !l.is_used());
+        if h.parent_uuid.is_nil() && no_locators && h.parent_name().is_empty() {
+            s.error(
+                "differencing_without_parent",
+                "footer.disk_type",
+                f_at + footer::at::DISK_TYPE,
+                "differencing disk with no parent UUID, locator or name",
+            );
+        } else if h.parent_uuid.is_nil() {
             s.error(
                 "header_parent_uuid_null",
-                "header.parent_uuid",
+                "header.parent_unique_id",
                 off + header::at::PARENT_UUID,
                 "a differencing disk with a null parent UUID cannot be linked to its parent",
             );
@@ -499,15 +681,30 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
                 "header_parent_timestamp_future",
                 "header.parent_timestamp",
                 off + header::at::PARENT_TIMESTAMP,
-                format!("parent timestamp {} is in the future", time::to_iso8601(h.parent_timestamp)),
+                format!(
+                    "parent timestamp {} is in the future",
+                    time::to_iso8601(h.parent_timestamp)
+                ),
             );
         }
     }
 
     let mut regions = vec![
-        Region { start: 0, end: FOOTER_SIZE as u64, what: "the head footer".into() },
-        Region { start: off, end: off + HEADER_SIZE as u64, what: "the dynamic header".into() },
-        Region { start: tail_at, end: len, what: "the tail footer".into() },
+        Region {
+            start: 0,
+            end: FOOTER_SIZE as u64,
+            what: "the head footer".into(),
+        },
+        Region {
+            start: off,
+            end: off + HEADER_SIZE as u64,
+            what: "the dynamic header".into(),
+        },
+        Region {
+            start: tail_at,
+            end: len,
+            what: "the tail footer".into(),
+        },
     ];
     check_locators(s, io, &h, off, tail_at, differencing, &mut regions);
 
@@ -530,7 +727,11 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
         );
     }
     let mte_at = off + header::at::MAX_TABLE_ENTRIES;
-    let needed = if bs_ok { bat::entries_for(f.current_size, bs) } else { 0 };
+    let needed = if bs_ok {
+        bat::entries_for(f.current_size, bs)
+    } else {
+        0
+    };
     if bs_ok && u64::from(h.max_table_entries) < needed {
         s.error(
             "header_max_table_entries",
@@ -546,10 +747,46 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
     let t_at = off + header::at::TABLE_OFFSET;
     let table_bytes = (u64::from(h.max_table_entries) * 4).div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
     if t % SECTOR_SIZE != 0 {
-        s.warn("header_table_offset", "header.table_offset", t_at, format!("BAT offset {t:#x} is not sector aligned"));
+        s.warn(
+            "header_table_offset",
+            "header.table_offset",
+            t_at,
+            format!("BAT offset {t:#x} is not sector aligned"),
+        );
+    }
+    if h.max_table_entries > 0x3FFF_FFFF {
+        s.error(
+            "header_max_table_entries",
+            "header.max_table_entries",
+            mte_at,
+            format!(
+                "{} BAT entries: the table size overflows 32 bits",
+                h.max_table_entries
+            ),
+        );
     }
     let table_end = t.checked_add(table_bytes);
-    if table_end.is_none_or(|e| e > tail_at) || t < FOOTER_SIZE as u64 {
+    let needed_fits =
+        t.checked_add(needed * 4).is_some_and(|e| e <= tail_at) && t >= FOOTER_SIZE as u64;
+    if needed_fits && table_end.is_none_or(|e| e > tail_at) {
+        s.error(
+            "header_max_table_entries",
+            "header.max_table_entries",
+            mte_at,
+            format!(
+                "a BAT of {} entries at {t:#x} passes the end of the file",
+                h.max_table_entries
+            ),
+        );
+    }
+    let table_end = if needed_fits {
+        table_end
+            .filter(|&e| e <= tail_at)
+            .unwrap_or(t + (needed * 4).div_ceil(SECTOR_SIZE) * SECTOR_SIZE)
+    } else {
+        u64::MAX
+    };
+    if !needed_fits {
         s.error(
             "header_table_offset",
             "header.table_offset",
@@ -561,7 +798,6 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
         );
         return;
     }
-    let table_end = table_end.expect("checked");
     for r in &regions {
         if t < r.end && r.start < table_end {
             s.error(
@@ -572,7 +808,11 @@ fn check_sparse(s: &mut Sink, io: &dyn LayerIo, f: &Footer, f_at: u64, len: u64)
             );
         }
     }
-    regions.push(Region { start: t, end: table_end, what: "the BAT".into() });
+    regions.push(Region {
+        start: t,
+        end: table_end,
+        what: "the BAT".into(),
+    });
     // A vhd-util batmap sits after the BAT; it is metadata too, but its extent
     // is in its own header, which we do not parse: blocks overlapping it would
     // also overlap the BAT's padding only if the batmap were corrupt.
@@ -603,19 +843,34 @@ fn check_locators(
             continue;
         }
         if !differencing {
-            s.warn("locator_unexpected", "locator", entry_at, format!("locator {i} in a disk that has no parent"));
+            s.warn(
+                "locator_unexpected",
+                "header.parent_locator",
+                entry_at,
+                format!("locator {i} in a disk that has no parent"),
+            );
         }
         if let PlatformCode::Unknown(_) = l.code {
-            s.warn("locator_code", "locator", entry_at, format!("locator {i} has unknown platform code {}", l.code.name()));
+            s.warn(
+                "locator_code",
+                "header.parent_locator",
+                entry_at,
+                format!("locator {i} has unknown platform code {}", l.code.name()),
+            );
         }
         let space = l.data_space_bytes();
-        let end = l.data_offset.checked_add(space.max(u64::from(l.data_length)));
+        let end = l
+            .data_offset
+            .checked_add(space.max(u64::from(l.data_length)));
         if l.data_offset < FOOTER_SIZE as u64 || end.is_none_or(|e| e > tail_at) {
             s.error(
                 "locator_outside_file",
-                "locator",
-                entry_at,
-                format!("locator {i} data at {:#x} ({space} bytes) lies outside the file", l.data_offset),
+                "header.parent_locator",
+                entry_at + 16,
+                format!(
+                    "locator {i} data at {:#x} ({space} bytes) lies outside the file",
+                    l.data_offset
+                ),
             );
             continue;
         }
@@ -623,32 +878,48 @@ fn check_locators(
         if u64::from(l.data_length) > space {
             s.error(
                 "locator_length",
-                "locator",
+                "header.parent_locator",
                 entry_at,
-                format!("locator {i} holds {} bytes in a space of {space}", l.data_length),
+                format!(
+                    "locator {i} holds {} bytes in a space of {space}",
+                    l.data_length
+                ),
             );
         }
         for r in regions.iter() {
             if l.data_offset < r.end && r.start < end {
                 s.error(
                     "locator_overlap",
-                    "locator",
+                    "header.parent_locator",
                     entry_at,
-                    format!("locator {i} data [{:#x}, {end:#x}) overlaps {}", l.data_offset, r.what),
+                    format!(
+                        "locator {i} data [{:#x}, {end:#x}) overlaps {}",
+                        l.data_offset, r.what
+                    ),
                 );
             }
         }
-        regions.push(Region { start: l.data_offset, end, what: format!("locator {i} data") });
+        regions.push(Region {
+            start: l.data_offset,
+            end,
+            what: format!("locator {i} data"),
+        });
         if l.code.is_path() && l.data_length <= MAX_LOCATOR_DATA {
             let mut buf = vec![0u8; l.data_length as usize];
             if read_exact(io, l.data_offset, &mut buf) && l.decode_path(&buf).is_some() {
                 usable = true;
             } else {
-                s.warn("locator_undecodable", "locator", entry_at, format!("locator {i} data is not a path"));
+                s.warn(
+                    "locator_undecodable",
+                    "header.parent_locator",
+                    entry_at,
+                    format!("locator {i} data is not a path"),
+                );
             }
         }
     }
-    if differencing && !usable && h.parent_name().is_empty() {
+    let any_used = h.locators.iter().any(|l| l.is_used());
+    if differencing && any_used && !usable && h.parent_name().is_empty() {
         s.error(
             "header_no_parent_path",
             "header.parent_locators",
@@ -658,11 +929,20 @@ fn check_locators(
     }
 }
 
-fn check_blocks(s: &mut Sink, table: &[u32], h: &DynamicHeader, t: u64, tail_at: u64, regions: &[Region]) {
+fn check_blocks(
+    s: &mut Sink,
+    table: &[u32],
+    h: &DynamicHeader,
+    t: u64,
+    tail_at: u64,
+    regions: &[Region],
+) {
     let span = h.bitmap_size() + u64::from(h.block_size);
     let mut blocks: Vec<(u64, u64, usize)> = Vec::new();
     for (i, &e) in table.iter().enumerate() {
-        let Some(start) = bat::entry_offset(e) else { continue };
+        let Some(start) = bat::entry_offset(e) else {
+            continue;
+        };
         let end = start + span;
         let at = t + i as u64 * 4;
         if end > tail_at {
@@ -694,7 +974,10 @@ fn check_blocks(s: &mut Sink, table: &[u32], h: &DynamicHeader, t: u64, tail_at:
                     "bat_overlap",
                     "bat",
                     t + b.2 as u64 * 4,
-                    format!("block {} at {:#x} overlaps block {} at {:#x}", b.2, b.0, p.2, p.0),
+                    format!(
+                        "block {} at {:#x} overlaps block {} at {:#x}",
+                        b.2, b.0, p.2, p.0
+                    ),
                 );
                 if b.1 <= p.1 {
                     continue;

@@ -12,7 +12,8 @@ use crate::chain::{Chain, ChainOptions};
 use crate::coalesce::refuse_if_journaled;
 use crate::format::footer::{Footer, FOOTER_SIZE};
 use crate::write::{
-    self, ChainSource, DiskSource, DynamicLayout, DynamicOptions, FixedOptions, Progress, RawFileSource, Sink,
+    self, ChainSource, DiskSource, DynamicLayout, DynamicOptions, FixedOptions, Progress,
+    RawFileSource, Sink,
 };
 use crate::{Error, ErrorKind, Result};
 use serde::Serialize;
@@ -85,10 +86,19 @@ pub struct ConvertReport {
 pub fn probe(path: &Path) -> Result<InputFormat> {
     use std::os::unix::fs::FileExt;
     let f = File::open(path).map_err(|e| Error::io("open input", e).path(path))?;
-    let len = f.metadata().map_err(|e| Error::io("stat input", e).path(path))?.len();
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("stat input", e).path(path))?
+        .len();
     let mut b = [0u8; FOOTER_SIZE];
-    for at in [len.checked_sub(FOOTER_SIZE as u64), Some(0)].into_iter().flatten() {
-        if len >= FOOTER_SIZE as u64 && f.read_exact_at(&mut b, at).is_ok() && Footer::has_cookie(&b) {
+    for at in [len.checked_sub(FOOTER_SIZE as u64), Some(0)]
+        .into_iter()
+        .flatten()
+    {
+        if len >= FOOTER_SIZE as u64
+            && f.read_exact_at(&mut b, at).is_ok()
+            && Footer::has_cookie(&b)
+        {
             return Ok(InputFormat::Vhd);
         }
     }
@@ -137,7 +147,12 @@ impl Input {
 }
 
 /// Converts `input` into `out` as `opts` says.
-pub fn convert(input: &Path, out: Output<'_>, opts: &ConvertOptions, progress: Progress<'_>) -> Result<ConvertReport> {
+pub fn convert(
+    input: &Path,
+    out: Output<'_>,
+    opts: &ConvertOptions,
+    progress: Progress<'_>,
+) -> Result<ConvertReport> {
     let (inp, input_format) = Input::open(input, opts)?;
     let layers = match &inp {
         Input::Chain(c) => c.layers().len(),
@@ -157,14 +172,22 @@ pub fn convert(input: &Path, out: Output<'_>, opts: &ConvertOptions, progress: P
     })
 }
 
-fn write_stream(inp: &Input, w: &mut dyn Write, opts: &ConvertOptions, progress: Progress<'_>) -> Result<(u64, Option<u64>)> {
+fn write_stream(
+    inp: &Input,
+    w: &mut dyn Write,
+    opts: &ConvertOptions,
+    progress: Progress<'_>,
+) -> Result<(u64, Option<u64>)> {
     Ok(match &opts.output {
         OutputFormat::Raw => {
             let mut sink = Sink::stream(w);
             write::write_raw(&mut *inp.source()?, &mut sink, progress)?;
             (sink.finish()?, None)
         }
-        OutputFormat::Fixed(f) => (write::write_fixed(&mut *inp.source()?, Sink::stream(w), f, progress)?, None),
+        OutputFormat::Fixed(f) => (
+            write::write_fixed(&mut *inp.source()?, Sink::stream(w), f, progress)?,
+            None,
+        ),
         OutputFormat::Dynamic(d) => {
             let layout = DynamicLayout::plan(&mut *inp.source()?, d)?;
             let n = layout.write_to(&mut *inp.source()?, w, progress)?;
@@ -173,10 +196,23 @@ fn write_stream(inp: &Input, w: &mut dyn Write, opts: &ConvertOptions, progress:
     })
 }
 
-fn write_path(inp: &Input, target: &Path, opts: &ConvertOptions, progress: Progress<'_>) -> Result<(u64, Option<u64>)> {
+fn write_path(
+    inp: &Input,
+    target: &Path,
+    opts: &ConvertOptions,
+    progress: Progress<'_>,
+) -> Result<(u64, Option<u64>)> {
     if let Ok(t) = target.canonicalize() {
-        if inp.layers().iter().any(|l| l.canonicalize().is_ok_and(|l| l == t)) {
-            return Err(Error::new(ErrorKind::InvalidArgument, "the output is one of the input files").path(target));
+        if inp
+            .layers()
+            .iter()
+            .any(|l| l.canonicalize().is_ok_and(|l| l == t))
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "the output is one of the input files",
+            )
+            .path(target));
         }
     }
     // Devices and pipes are written in place, front to back.
@@ -203,10 +239,16 @@ fn write_path(inp: &Input, target: &Path, opts: &ConvertOptions, progress: Progr
                 write::write_raw(&mut *inp.source()?, &mut sink, progress)?;
                 (sink.finish()?, None)
             }
-            OutputFormat::Fixed(f) => (write::write_fixed(&mut *inp.source()?, Sink::file(&file)?, f, progress)?, None),
+            OutputFormat::Fixed(f) => (
+                write::write_fixed(&mut *inp.source()?, Sink::file(&file)?, f, progress)?,
+                None,
+            ),
             OutputFormat::Dynamic(d) => {
                 let layout = write::write_dynamic_file(&mut *inp.source()?, &file, d, progress)?;
-                (layout.total_len(), Some(layout.allocated_blocks().len() as u64))
+                (
+                    layout.total_len(),
+                    Some(layout.allocated_blocks().len() as u64),
+                )
             }
         };
         if opts.sync {

@@ -79,7 +79,12 @@ pub fn create_fixed(path: &Path, size: u64, opts: &FixedOptions) -> Result<()> {
 }
 
 /// Creates an empty dynamic VHD of `size` bytes.
-pub fn create_dynamic(path: &Path, size: u64, block_size: u32, uuid: Option<uuid::Uuid>) -> Result<()> {
+pub fn create_dynamic(
+    path: &Path,
+    size: u64,
+    block_size: u32,
+    uuid: Option<uuid::Uuid>,
+) -> Result<()> {
     let layout = DynamicLayout::new(size, block_size, Vec::new(), uuid)?;
     write_new(path, |f| {
         let mut w = std::io::BufWriter::new(f);
@@ -98,14 +103,21 @@ pub fn create_child(path: &Path, parent: &Path, opts: &ChildOptions) -> Result<(
     write::check_block_size(bs)?;
     let entries = size.div_ceil(u64::from(bs));
     if entries > crate::bat::MAX_BAT_ENTRIES {
-        return Err(Error::new(ErrorKind::Unsupported, "parent needs too many BAT entries"));
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "parent needs too many BAT entries",
+        ));
     }
-    let abs = std::fs::canonicalize(parent).map_err(|e| Error::io("resolve parent", e).path(parent))?;
+    let abs =
+        std::fs::canonicalize(parent).map_err(|e| Error::io("resolve parent", e).path(parent))?;
     let child_dir = absolute_dir(path)?;
     let rel = relative_path(&child_dir, &abs);
     let hyperv = opts.style == LocatorStyle::HyperV;
     let (rel_text, abs_text) = if hyperv {
-        (format!(".\\{}", rel.replace('/', "\\")), abs.to_string_lossy().into_owned())
+        (
+            format!(".\\{}", rel.replace('/', "\\")),
+            abs.to_string_lossy().into_owned(),
+        )
     } else {
         (format!("./{rel}"), abs.to_string_lossy().into_owned())
     };
@@ -136,7 +148,12 @@ pub fn create_child(path: &Path, parent: &Path, opts: &ChildOptions) -> Result<(
         }
     };
     let uuid = opts.uuid.unwrap_or_else(uuid::Uuid::new_v4);
-    let mut footer = Footer::new(DiskType::Differencing, size, uuid, crate::format::time::now());
+    let mut footer = Footer::new(
+        DiskType::Differencing,
+        size,
+        uuid,
+        crate::format::time::now(),
+    );
     let footer = footer.seal();
     let mut h = DynamicHeader::new(bat_at, entries as u32, bs);
     h.parent_uuid = p.uuid();
@@ -157,7 +174,10 @@ pub fn create_child(path: &Path, parent: &Path, opts: &ChildOptions) -> Result<(
     h.locators[1] = loc(PlatformCode::W2ru, &w2ru, ru_at, ru_space);
     let header = h.seal();
     write_new(path, |f| {
-        let put = |b: &[u8], at: u64| f.write_all_at(b, at).map_err(|e| Error::io("write image", e).at(at));
+        let put = |b: &[u8], at: u64| {
+            f.write_all_at(b, at)
+                .map_err(|e| Error::io("write image", e).at(at))
+        };
         put(&footer, 0)?;
         put(&header, 512)?;
         // Every entry unused (0xFFFFFFFF), padding included.
@@ -187,12 +207,16 @@ fn absolute_dir(path: &Path) -> Result<PathBuf> {
 }
 
 /// `to` relative to the folder `from` (both absolute), `/` separated.
-fn relative_path(from: &Path, to: &Path) -> String {
+pub(crate) fn relative_path(from: &Path, to: &Path) -> String {
     let a: Vec<Component> = from.components().collect();
     let b: Vec<Component> = to.components().collect();
     let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let mut parts: Vec<String> = vec!["..".to_string(); a.len() - common];
-    parts.extend(b[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     parts.join("/")
 }
 
@@ -202,7 +226,13 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a/b/p.vhd")), "p.vhd");
-        assert_eq!(relative_path(Path::new("/a/b"), Path::new("/a/c/p.vhd")), "../c/p.vhd");
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/b/p.vhd")),
+            "p.vhd"
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/c/p.vhd")),
+            "../c/p.vhd"
+        );
     }
 }

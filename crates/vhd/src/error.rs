@@ -107,7 +107,9 @@ impl Error {
 
     /// A bad field: `field` at absolute byte `offset`.
     pub fn corrupt(field: &'static str, offset: u64, message: impl Into<String>) -> Self {
-        Error::new(ErrorKind::Corrupt, message).field(field).at(offset)
+        Error::new(ErrorKind::Corrupt, message)
+            .field(field)
+            .at(offset)
     }
 
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {

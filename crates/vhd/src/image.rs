@@ -168,13 +168,21 @@ impl Image {
             return Err(Error::corrupt(
                 "footer.data_offset",
                 self.footer_offset + footer::at::DATA_OFFSET,
-                format!("dynamic header offset {off:#x} must be a sector multiple past the head footer"),
+                format!(
+                    "dynamic header offset {off:#x} must be a sector multiple past the head footer"
+                ),
             ));
         }
-        if off.checked_add(HEADER_SIZE as u64).is_none_or(|end| end > self.file_len) {
+        if off
+            .checked_add(HEADER_SIZE as u64)
+            .is_none_or(|end| end > self.file_len)
+        {
             return Err(Error::new(
                 ErrorKind::Truncated,
-                format!("dynamic header at {off:#x} lies past the end of the {}-byte file", self.file_len),
+                format!(
+                    "dynamic header at {off:#x} lies past the end of the {}-byte file",
+                    self.file_len
+                ),
             )
             .field("footer.data_offset")
             .at(self.footer_offset + footer::at::DATA_OFFSET));
@@ -182,7 +190,11 @@ impl Image {
         let raw = read_vec(&*self.io, off, HEADER_SIZE, "header")?;
         let raw: [u8; HEADER_SIZE] = raw.try_into().expect("1024 bytes");
         let h = DynamicHeader::parse(&raw).ok_or_else(|| {
-            Error::corrupt("header.cookie", off, "no 'cxsparse' cookie where the footer says the dynamic header is")
+            Error::corrupt(
+                "header.cookie",
+                off,
+                "no 'cxsparse' cookie where the footer says the dynamic header is",
+            )
         })?;
         if !h.checksum_ok() {
             self.warnings.push(Warning {
@@ -217,13 +229,19 @@ impl Image {
         if needed > bat::MAX_BAT_ENTRIES {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("{needed} BAT entries exceed the limit of {}", bat::MAX_BAT_ENTRIES),
+                format!(
+                    "{needed} BAT entries exceed the limit of {}",
+                    bat::MAX_BAT_ENTRIES
+                ),
             )
             .field("header.max_table_entries")
             .at(off + header::at::MAX_TABLE_ENTRIES));
         }
         let t = h.table_offset;
-        if t < FOOTER_SIZE as u64 || t.checked_add(needed * 4).is_none_or(|end| end > self.file_len) {
+        if t < FOOTER_SIZE as u64
+            || t.checked_add(needed * 4)
+                .is_none_or(|end| end > self.file_len)
+        {
             return Err(Error::new(
                 ErrorKind::Truncated,
                 format!(
@@ -320,12 +338,16 @@ impl Image {
 
     /// Absolute offset of block `block`'s bitmap, or `None` when unallocated.
     pub fn block_bitmap_offset(&self, block: u32) -> Option<u64> {
-        self.bat.get(block as usize).copied().and_then(bat::entry_offset)
+        self.bat
+            .get(block as usize)
+            .copied()
+            .and_then(bat::entry_offset)
     }
 
     /// Absolute offset of block `block`'s first data byte, or `None` when unallocated.
     pub fn block_data_offset(&self, block: u32) -> Option<u64> {
-        self.block_bitmap_offset(block).map(|o| o + self.bitmap_size())
+        self.block_bitmap_offset(block)
+            .map(|o| o + self.bitmap_size())
     }
 
     /// Absolute offset of the BAT entry of `block` (for messages).
@@ -347,8 +369,11 @@ impl Image {
             }
         }
         let off = self.block_bitmap_offset(block).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidArgument, format!("block {block} is not allocated"))
-                .path(&self.path)
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("block {block} is not allocated"),
+            )
+            .path(&self.path)
         })?;
         let size = self.bitmap_size();
         if off.checked_add(size).is_none_or(|end| end > self.file_len) {
@@ -360,7 +385,8 @@ impl Image {
             .at(self.bat_entry_offset(block))
             .path(&self.path));
         }
-        let raw = read_vec(&*self.io, off, size as usize, "bitmap").map_err(|e| e.path(&self.path))?;
+        let raw =
+            read_vec(&*self.io, off, size as usize, "bitmap").map_err(|e| e.path(&self.path))?;
         let bm = Arc::new(Bitmap::from_bytes(&raw, self.sectors_per_block()));
         if let Ok(mut cache) = self.bitmap_cache.lock() {
             *cache = Some((block, bm.clone()));
@@ -407,10 +433,16 @@ impl Image {
 
     /// Reads raw bytes of the file, refusing ranges outside it.
     pub fn read_raw(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.file_len) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.file_len)
+        {
             return Err(Error::new(
                 ErrorKind::Truncated,
-                format!("read of {} bytes at {offset:#x} past the end of the file", buf.len()),
+                format!(
+                    "read of {} bytes at {offset:#x} past the end of the file",
+                    buf.len()
+                ),
             )
             .at(offset)
             .path(&self.path));
@@ -459,7 +491,11 @@ fn choose_footer(io: &dyn LayerIo, len: u64, warnings: &mut Vec<Warning>) -> Res
         warnings.push(Warning {
             field: "footer.checksum",
             offset: Some(tail_at + footer::at::CHECKSUM),
-            message: format!("footer checksum {:#010x}, computed {:#010x}", t.checksum, t.computed_checksum()),
+            message: format!(
+                "footer checksum {:#010x}, computed {:#010x}",
+                t.checksum,
+                t.computed_checksum()
+            ),
         });
         return Ok((t, tail_at));
     }
@@ -467,20 +503,30 @@ fn choose_footer(io: &dyn LayerIo, len: u64, warnings: &mut Vec<Warning>) -> Res
         warnings.push(Warning {
             field: "footer",
             offset: Some(tail_at),
-            message: "tail footer missing and head copy has a bad checksum; used the head copy".into(),
+            message: "tail footer missing and head copy has a bad checksum; used the head copy"
+                .into(),
         });
         return Ok((h, 0));
     }
-    Err(Error::new(ErrorKind::NotVhd, "no 'conectix' footer at the end or the start of the file")
-        .field("footer.cookie")
-        .at(tail_at))
+    Err(Error::new(
+        ErrorKind::NotVhd,
+        "no 'conectix' footer at the end or the start of the file",
+    )
+    .field("footer.cookie")
+    .at(tail_at))
 }
 
 fn validate_footer(f: &Footer, at: u64) -> Result<()> {
-    if !matches!(f.disk_type, DiskType::Fixed | DiskType::Dynamic | DiskType::Differencing) {
+    if !matches!(
+        f.disk_type,
+        DiskType::Fixed | DiskType::Dynamic | DiskType::Differencing
+    ) {
         return Err(Error::new(
             ErrorKind::Unsupported,
-            format!("disk type {} is not fixed (2), dynamic (3) or differencing (4)", f.disk_type.to_u32()),
+            format!(
+                "disk type {} is not fixed (2), dynamic (3) or differencing (4)",
+                f.disk_type.to_u32()
+            ),
         )
         .field("footer.disk_type")
         .at(at + footer::at::DISK_TYPE));
@@ -498,7 +544,11 @@ fn validate_footer(f: &Footer, at: u64) -> Result<()> {
             if size > at {
                 return Err(Error::new(
                     ErrorKind::Truncated,
-                    format!("fixed disk of {size} bytes needs a file of {} bytes, found {}", size + 512, at + 512),
+                    format!(
+                        "fixed disk of {size} bytes needs a file of {} bytes, found {}",
+                        size + 512,
+                        at + 512
+                    ),
                 )
                 .field("footer.current_size")
                 .at(at + footer::at::CURRENT_SIZE));
@@ -546,4 +596,165 @@ fn decode_locators(io: &dyn LayerIo, h: &DynamicHeader, file_len: u64) -> Vec<Lo
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::{Extent, Source};
+    use crate::chain::Chain;
+
+    /// A dynamic disk laid out like qemu: head footer, header at 0x200, BAT at
+    /// 0x600 (one sector), block 1 at 0x800 (bitmap + 4 KiB), tail footer.
+    /// 16 KiB virtual, 4 KiB blocks; block 1 owns sectors 0-2 (bitmap 0xe0).
+    fn tiny(disk_type: DiskType) -> Vec<u8> {
+        let mut f = Footer::new(disk_type, 16 << 10, Uuid::from_u128(7), 0);
+        let footer = f.seal();
+        let mut h = DynamicHeader::new(0x600, 4, 4096);
+        h.parent_uuid = Uuid::from_u128(9);
+        let header = h.seal();
+        let mut b = vec![0u8; 0x800 + 512 + 4096];
+        b[..512].copy_from_slice(&footer);
+        b[0x200..0x600].copy_from_slice(&header);
+        let bat = [BAT_UNUSED, 0x800 / 512, BAT_UNUSED, BAT_UNUSED];
+        for (i, e) in bat.iter().enumerate() {
+            b[0x600 + i * 4..0x604 + i * 4].copy_from_slice(&e.to_be_bytes());
+        }
+        b[0x800] = 0xe0; // bitmap: sectors 0, 1, 2 of block 1
+        b[0xa00..0xa00 + 4096].fill(0xab); // data, garbage past sector 2
+        b.extend_from_slice(&footer);
+        b
+    }
+
+    fn open(b: Vec<u8>) -> Result<Image> {
+        Image::from_io(PathBuf::from("t.vhd"), Box::new(b))
+    }
+
+    #[test]
+    fn opens_and_maps_a_partial_block() {
+        let img = open(tiny(DiskType::Dynamic)).unwrap();
+        assert_eq!(img.block_size(), Some(4096));
+        assert_eq!(img.bat().len(), 4);
+        assert_eq!(img.block_data_offset(1), Some(0xa00));
+        assert!(img.warnings().is_empty());
+        let ext: Vec<Extent> = img.extents().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            ext,
+            vec![
+                Extent {
+                    offset: 0,
+                    len: 4096,
+                    source: Source::Zero
+                },
+                Extent {
+                    offset: 4096,
+                    len: 1536,
+                    source: Source::Layer {
+                        layer: 0,
+                        file_offset: 0xa00
+                    }
+                },
+                Extent {
+                    offset: 5632,
+                    len: 16384 - 5632,
+                    source: Source::Zero
+                },
+            ]
+        );
+        let chain = Chain::single(img).unwrap();
+        let mut buf = vec![1u8; 16 << 10];
+        chain.read_at(0, &mut buf).unwrap();
+        assert!(buf[..4096].iter().all(|&b| b == 0));
+        assert!(buf[4096..5632].iter().all(|&b| b == 0xab));
+        assert!(
+            buf[5632..].iter().all(|&b| b == 0),
+            "clear bits read as zeros"
+        );
+    }
+
+    #[test]
+    fn falls_back_to_the_head_footer() {
+        let mut b = tiny(DiskType::Dynamic);
+        let n = b.len();
+        b[n - 512] = b'X';
+        let img = open(b).unwrap();
+        assert_eq!(img.footer_offset(), 0);
+        assert_eq!(img.warnings()[0].offset, Some(n as u64 - 512));
+    }
+
+    #[test]
+    fn bounds_are_typed_errors() {
+        // Block size not a power of two (header offset 0x200 + 32).
+        let mut b = tiny(DiskType::Dynamic);
+        b[0x220..0x224].copy_from_slice(&3000u32.to_be_bytes());
+        let e = open(b).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.field_name(), e.offset()),
+            (ErrorKind::Corrupt, Some("header.block_size"), Some(0x220))
+        );
+        // Too few table entries for the size.
+        let mut b = tiny(DiskType::Dynamic);
+        b[0x21c..0x220].copy_from_slice(&3u32.to_be_bytes());
+        assert_eq!(
+            open(b).unwrap_err().field_name(),
+            Some("header.max_table_entries")
+        );
+        // BAT past the end of the file.
+        let mut b = tiny(DiskType::Dynamic);
+        b[0x210..0x218].copy_from_slice(&0xffff_0000u64.to_be_bytes());
+        assert_eq!(open(b).unwrap_err().kind(), ErrorKind::Truncated);
+        // Not a VHD, too short.
+        assert_eq!(open(vec![0; 4096]).unwrap_err().kind(), ErrorKind::NotVhd);
+        assert_eq!(open(vec![0; 10]).unwrap_err().kind(), ErrorKind::NotVhd);
+        // BAT entry past the end: opening works, reading says Truncated.
+        let mut b = tiny(DiskType::Dynamic);
+        b[0x604..0x608].copy_from_slice(&0x0fff_0000u32.to_be_bytes());
+        let img = open(b).unwrap();
+        let e = img.extents().find_map(|e| e.err()).unwrap();
+        assert_eq!((e.kind(), e.offset()), (ErrorKind::Truncated, Some(0x604)));
+    }
+
+    #[test]
+    fn differencing_layers_fall_through_clear_bits() {
+        let child = open(tiny(DiskType::Differencing)).unwrap();
+        let mut pb = tiny(DiskType::Dynamic);
+        // Parent: uuid 9, block 1 fully present with 0xcd.
+        let mut f = Footer::new(DiskType::Dynamic, 16 << 10, Uuid::from_u128(9), 0);
+        let footer = f.seal();
+        pb[..512].copy_from_slice(&footer);
+        let n = pb.len();
+        pb[n - 512..].copy_from_slice(&footer);
+        pb[0x800] = 0xff;
+        pb[0xa00..0xa00 + 4096].fill(0xcd);
+        let parent = open(pb).unwrap();
+        let chain = Chain::from_images(vec![child, parent]).unwrap();
+        let ext: Vec<Extent> = chain.extents().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            ext[1],
+            Extent {
+                offset: 4096,
+                len: 1536,
+                source: Source::Layer {
+                    layer: 0,
+                    file_offset: 0xa00
+                }
+            }
+        );
+        assert_eq!(
+            ext[2],
+            Extent {
+                offset: 5632,
+                len: 4096 - 1536,
+                source: Source::Layer {
+                    layer: 1,
+                    file_offset: 0xa00 + 1536
+                }
+            }
+        );
+        let mut buf = vec![0u8; 8192];
+        chain.read_at(4096, &mut buf).unwrap();
+        assert!(buf[..1536].iter().all(|&b| b == 0xab));
+        assert!(buf[1536..4096].iter().all(|&b| b == 0xcd));
+        assert!(buf[4096..].iter().all(|&b| b == 0));
+    }
 }

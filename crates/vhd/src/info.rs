@@ -84,7 +84,8 @@ impl Info {
             parent_uuid: img.parent_uuid(),
             parent_name: img.parent_name(),
             parent_timestamp: h
-                .filter(|_| differencing)
+                // Hyper-V writes 0: nothing recorded.
+                .filter(|h| differencing && h.parent_timestamp != 0)
                 .map(|h| time::to_iso8601(h.parent_timestamp)),
             parent_locators: img.parent_locators().to_vec(),
             creator: Creator {
@@ -94,7 +95,11 @@ impl Info {
             },
             timestamp: time::to_iso8601(f.timestamp),
             saved_state: f.saved_state != 0,
-            footer_copy: if img.footer_offset() == 0 && img.file_len() > 512 { "head" } else { "tail" },
+            footer_copy: if img.footer_offset() == 0 && img.file_len() > 512 {
+                "head"
+            } else {
+                "tail"
+            },
             chain: None,
             chain_error: None,
             warnings: img.warnings().to_vec(),
@@ -117,7 +122,10 @@ pub fn info(path: impl AsRef<Path>, opts: &ChainOptions) -> Result<Info> {
                     chain
                         .layers()
                         .iter()
-                        .map(|l| ChainEntry { path: l.path().to_path_buf(), uuid: l.uuid() })
+                        .map(|l| ChainEntry {
+                            path: l.path().to_path_buf(),
+                            uuid: l.uuid(),
+                        })
                         .collect(),
                 );
             }

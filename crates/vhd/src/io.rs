@@ -83,7 +83,8 @@ impl LayerIo for FileIo {
 /// Copies `[offset, offset + buf.len())` out of `bytes`, or fails with
 /// `UnexpectedEof` when the range does not fit.
 fn read_slice(bytes: &[u8], buf: &mut [u8], offset: u64) -> io::Result<()> {
-    let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+    let start =
+        usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
     let end = start
         .checked_add(buf.len())
         .filter(|&e| e <= bytes.len())

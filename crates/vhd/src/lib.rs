@@ -8,10 +8,10 @@ pub mod alloc;
 pub mod bat;
 pub mod bitmap;
 pub mod chain;
+pub mod check;
 pub mod coalesce;
 pub mod convert;
 pub mod create;
-pub mod check;
 pub mod error;
 pub mod format;
 pub mod image;
@@ -24,13 +24,13 @@ pub use alloc::{Extent, Extents, Source};
 pub use bitmap::Bitmap;
 pub use chain::{Chain, ChainOptions, ChainWarning};
 pub use error::{Error, ErrorKind, Result};
-pub use image::{Image, LocatorInfo, Warning};
-pub use io::{FileIo, LayerIo};
-pub use reader::ChainReader;
 pub use format::{
     checksum::vhd_checksum, footer::DiskType, footer::Footer, geometry::Geometry,
     header::DynamicHeader, locator::ParentLocator, locator::PlatformCode,
 };
+pub use image::{Image, LocatorInfo, Warning};
+pub use io::{FileIo, LayerIo};
+pub use reader::ChainReader;
 
 /// Bytes in a VHD sector; every offset in the format counts in these.
 pub const SECTOR_SIZE: u64 = 512;

@@ -104,7 +104,8 @@ impl<C: Borrow<Chain>> Seek for ChainReader<C> {
             SeekFrom::End(d) => ChainReader::virtual_size(self).checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        let new = new.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        let new = new
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         self.pos = new;
         Ok(new)
     }

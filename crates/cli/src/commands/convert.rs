@@ -5,7 +5,9 @@
 use crate::output::{print_json, OutputFormat};
 use crate::progress;
 use anyhow::{bail, Context};
-use cloudimg_vhd::convert::{convert, ConvertOptions, ConvertReport, InputFormat, Output, OutputFormat as Fmt};
+use cloudimg_vhd::convert::{
+    convert, ConvertOptions, ConvertReport, InputFormat, Output, OutputFormat as Fmt,
+};
 use cloudimg_vhd::write::{DynamicOptions, FixedOptions};
 use cloudimg_vhd::ChainOptions;
 use std::io::Write;
@@ -71,7 +73,11 @@ pub struct OutOptions {
 /// Parses `-o` values: `key=value` pairs separated by commas.
 pub fn parse_options(opts: &[String]) -> anyhow::Result<OutOptions> {
     let mut o = OutOptions::default();
-    for item in opts.iter().flat_map(|s| s.split(',')).filter(|s| !s.is_empty()) {
+    for item in opts
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
         let (k, v) = item.split_once('=').unwrap_or((item, "on"));
         match k {
             "subformat" => {
@@ -104,7 +110,10 @@ fn parse_bool(k: &str, v: &str) -> anyhow::Result<bool> {
 /// `1048576`, `512K`, `2M`, `10G`, `1T` (binary units, optional `iB`/`B`).
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
     let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
     let (num, mult) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1u64 << 10),
         Some('m' | 'M') => (&t[..t.len() - 1], 1 << 20),
@@ -113,7 +122,8 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         _ => (t, 1),
     };
     let n: u64 = num.parse().with_context(|| format!("bad size {s:?}"))?;
-    n.checked_mul(mult).with_context(|| format!("size {s:?} too large"))
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} too large"))
 }
 
 /// Output format from `-O` and `-o`.
@@ -148,7 +158,11 @@ pub fn input_format(name: Option<&str>) -> anyhow::Result<Option<InputFormat>> {
 }
 
 /// Runs a conversion to a path or stdout, with a progress bar on a terminal.
-pub fn run_convert(input: &Path, out: &Path, opts: &ConvertOptions) -> anyhow::Result<ConvertReport> {
+pub fn run_convert(
+    input: &Path,
+    out: &Path,
+    opts: &ConvertOptions,
+) -> anyhow::Result<ConvertReport> {
     // The virtual size, for the bar's length; the conversion itself reports errors.
     let total = cloudimg_vhd::Image::open(input)
         .map(|i| i.virtual_size())

@@ -3,7 +3,9 @@
 
 use super::convert::{parse_options, parse_size};
 use anyhow::bail;
-use cloudimg_vhd::create::{create_child, create_dynamic, create_fixed, ChildOptions, LocatorStyle};
+use cloudimg_vhd::create::{
+    create_child, create_dynamic, create_fixed, ChildOptions, LocatorStyle,
+};
 use cloudimg_vhd::write::FixedOptions;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,12 +51,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let size = parse_size(size)?;
     if o.fixed {
-        create_fixed(&args.file, size, &FixedOptions { round_to_mib: o.round_to_mib, uuid: None })?;
+        create_fixed(
+            &args.file,
+            size,
+            &FixedOptions {
+                round_to_mib: o.round_to_mib,
+                uuid: None,
+            },
+        )?;
     } else {
         create_dynamic(
             &args.file,
             size,
-            o.block_size.unwrap_or(cloudimg_vhd::format::header::DEFAULT_BLOCK_SIZE),
+            o.block_size
+                .unwrap_or(cloudimg_vhd::format::header::DEFAULT_BLOCK_SIZE),
             None,
         )?;
     }

@@ -67,7 +67,12 @@ fn human(i: &Info) -> String {
     let _ = writeln!(s, "virtual size: {}", size(i.virtual_size));
     let _ = writeln!(s, "file size: {}", size(i.file_size));
     let _ = writeln!(s, "allocated: {}", size(i.allocated_bytes));
-    let _ = writeln!(s, "geometry: {} (CHS size {})", i.geometry, size(i.chs_size));
+    let _ = writeln!(
+        s,
+        "geometry: {} (CHS size {})",
+        i.geometry,
+        size(i.chs_size)
+    );
     if i.original_size != i.virtual_size {
         let _ = writeln!(s, "original size: {}", size(i.original_size));
     }

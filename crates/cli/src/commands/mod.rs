@@ -1,12 +1,12 @@
 //! One module per subcommand: its clap arguments and its `run`.
-pub mod info;
 pub mod check;
-pub mod convert;
 pub mod coalesce;
+pub mod convert;
 pub mod create;
+pub mod download;
+pub mod export;
+pub mod import;
+pub mod info;
 pub mod pack;
 pub mod unpack;
 pub mod upload;
-pub mod download;
-pub mod import;
-pub mod export;

@@ -1,14 +1,330 @@
-//! `cloudimg pack` (not built yet).
+//! `cloudimg pack`: VHDs into a gzipped tarball in the XenServer chain layout
+//! (`0.vhd` leaf .. `N-1.vhd` base), or into a standard OVA.
+//!
+//! The output is written under a temporary name beside OUT and renamed when
+//! complete, so a failed pack leaves no half tarball (OUT `-` streams to stdout).
 
+use crate::output::{print_json, OutputFormat};
+use crate::progress;
+use anyhow::{bail, Context};
+use cloudimg_ova::gzip::{GzOptions, DEFAULT_LEVEL};
+use cloudimg_ova::ovf::{pack_ova, OvaDisk, VmSpec};
+use cloudimg_ova::vhdmeta::summarize_file;
+use cloudimg_ova::xenserver::{check_chain, pack_chain, ChainMember, Layer};
+use cloudimg_ova::{Compression, PackOptions, PackReport};
+use indicatif::ProgressBar;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Package layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PackLayout {
+    /// Gzipped tar of the chain as 0.vhd (leaf) .. N-1.vhd (base), as XenServer/nova use.
+    Xenserver,
+    /// Standard OVA: .ovf descriptor, .mf manifest, disks (plain tar unless --gzip).
+    Ova,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments, once the command exists.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Package layout.
+    #[arg(long, value_enum, default_value_t = PackLayout::Xenserver)]
+    layout: PackLayout,
+    /// Take one leaf VHD and bring its parents along (xenserver layout).
+    #[arg(long)]
+    chain: bool,
+    /// Compression threads (default: all cores).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Gzip level 1-9.
+    #[arg(long, default_value_t = DEFAULT_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
+    level: u32,
+    /// Indexed multi-member gzip (still plain gzip to every reader; ours can seek).
+    #[arg(long)]
+    indexed: bool,
+    /// Gzip the OVA too (an OVA is a plain tar by default).
+    #[arg(long)]
+    gzip: bool,
+    /// Input bytes per compression job, in KiB.
+    #[arg(long, value_name = "KIB")]
+    chunk_kib: Option<usize>,
+    /// Virtual machine name in the OVF descriptor (default: OUT's stem).
+    #[arg(long)]
+    name: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    /// The package to write (`-` for stdout).
+    out: PathBuf,
+    /// The VHDs: the chain leaf first (or with --chain, the leaf alone); for an OVA, the disks.
+    #[arg(required = true)]
+    vhds: Vec<PathBuf>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'pack' is not implemented yet")
+#[derive(Serialize)]
+struct Summary<'a> {
+    layout: &'static str,
+    output: String,
+    compression: &'static str,
+    members: Vec<Member>,
+    tar_bytes: u64,
+    output_bytes: u64,
+    md5: &'a str,
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct Member {
+    name: String,
+    size: u64,
+    data_offset: u64,
+    source: String,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let jobs = args.jobs.unwrap_or_else(cloudimg_ova::gzip::default_jobs);
+    let default_chunk = if args.indexed { 1024 } else { 256 };
+    let gz = GzOptions {
+        level: args.level,
+        jobs,
+        chunk_size: args.chunk_kib.unwrap_or(default_chunk) * 1024,
+        mtime: 0,
+    };
+    gz.validate()?;
+    let compression = match (args.layout, args.indexed, args.gzip) {
+        (_, true, _) => Compression::Indexed(gz),
+        (PackLayout::Ova, false, false) => Compression::None,
+        _ => Compression::Gzip(gz),
+    };
+    let opts = PackOptions {
+        compression,
+        mtime: None,
+    };
+    let sources = match args.layout {
+        PackLayout::Xenserver => chain_sources(&args)?,
+        PackLayout::Ova => {
+            if args.chain {
+                bail!("--chain applies to the xenserver layout; an OVA holds standalone disks (coalesce first)");
+            }
+            args.vhds.clone()
+        }
+    };
+    let mut total = 0;
+    for p in &sources {
+        total += std::fs::metadata(p)
+            .with_context(|| format!("{}: stat", p.display()))?
+            .len();
+    }
+    let bar = progress::bytes(total, "pack");
+    let to_stdout = args.out.as_os_str() == "-";
+    let (report, written) = if to_stdout {
+        let out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        (
+            write_package(&args, &sources, out, &opts, &bar)?,
+            "-".to_string(),
+        )
+    } else {
+        let temp = temp_name(&args.out);
+        let file = File::create(&temp).with_context(|| format!("{}: create", temp.display()))?;
+        let mut guard = RemoveOnDrop(Some(temp.clone()));
+        let out = io::BufWriter::with_capacity(1 << 20, file);
+        let report = write_package(&args, &sources, out, &opts, &bar)?;
+        std::fs::rename(&temp, &args.out)
+            .with_context(|| format!("{}: rename into place", args.out.display()))?;
+        guard.0 = None;
+        (report, args.out.display().to_string())
+    };
+    bar.finish_and_clear();
+    let summary = Summary {
+        layout: match args.layout {
+            PackLayout::Xenserver => "xenserver",
+            PackLayout::Ova => "ova",
+        },
+        output: written,
+        compression: match compression {
+            Compression::None => "none",
+            Compression::Gzip(_) => "gzip",
+            Compression::Indexed(_) => "indexed-gzip",
+        },
+        members: report
+            .entries
+            .iter()
+            .map(|e| Member {
+                name: e.name.clone(),
+                size: e.size,
+                data_offset: e.data_offset,
+                source: source_of(&e.name, &sources),
+            })
+            .collect(),
+        tar_bytes: report.tar_bytes,
+        output_bytes: report.output_bytes,
+        md5: &report.md5,
+        sha256: &report.sha256,
+    };
+    match args.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Human => {
+            // With the package on stdout, the summary goes to stderr.
+            let mut w: Box<dyn Write> = if to_stdout {
+                Box::new(io::stderr())
+            } else {
+                Box::new(io::stdout())
+            };
+            for m in &summary.members {
+                writeln!(w, "{:12} {:>16} bytes  <- {}", m.name, m.size, m.source)?;
+            }
+            writeln!(
+                w,
+                "{}: {} bytes ({} {} bytes), md5 {}, sha256 {}",
+                summary.output,
+                summary.output_bytes,
+                summary.compression,
+                summary.tar_bytes,
+                summary.md5,
+                summary.sha256
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_of(name: &str, sources: &[PathBuf]) -> String {
+    if let Some(i) = cloudimg_ova::names::chain_index(name) {
+        if let Some(p) = sources.get(i) {
+            return p.display().to_string();
+        }
+    }
+    sources
+        .iter()
+        .find(|p| p.file_name().is_some_and(|f| f == name))
+        .map_or_else(|| "(generated)".into(), |p| p.display().to_string())
+}
+
+/// The chain files, leaf first, checked to link up before anything is written.
+fn chain_sources(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    let paths = if args.chain {
+        if args.vhds.len() != 1 {
+            bail!("--chain takes the leaf VHD alone");
+        }
+        let chain =
+            cloudimg_vhd::Chain::open(&args.vhds[0], &cloudimg_vhd::ChainOptions::default())?;
+        chain
+            .layers()
+            .iter()
+            .map(|l| l.path().to_path_buf())
+            .collect()
+    } else {
+        args.vhds.clone()
+    };
+    let mut members = Vec::new();
+    for (index, p) in paths.iter().enumerate() {
+        let vhd = summarize_file(p)?;
+        members.push(ChainMember {
+            archive_name: p.display().to_string(),
+            index,
+            size: std::fs::metadata(p)?.len(),
+            vhd,
+        });
+    }
+    check_chain(&mut members)?;
+    Ok(paths)
+}
+
+fn write_package<W: Write>(
+    args: &Args,
+    sources: &[PathBuf],
+    out: W,
+    opts: &PackOptions,
+    bar: &ProgressBar,
+) -> anyhow::Result<PackReport> {
+    let mut files = Vec::new();
+    for p in sources {
+        let f = File::open(p).with_context(|| format!("{}: open", p.display()))?;
+        let len = f.metadata()?.len();
+        files.push((p, f, len));
+    }
+    let report = match args.layout {
+        PackLayout::Xenserver => {
+            let layers = files
+                .into_iter()
+                .map(|(_, f, len)| Layer {
+                    len,
+                    data: Box::new(Counted(f, bar.clone())),
+                })
+                .collect();
+            pack_chain(out, layers, opts)?.0
+        }
+        PackLayout::Ova => {
+            let mut disks = Vec::new();
+            let mut names: Vec<String> = Vec::new();
+            for (p, f, len) in files {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .context("disk path has no file name")?;
+                if names.contains(&name) {
+                    bail!("two disks are named {name}");
+                }
+                names.push(name.clone());
+                let vhd = summarize_file(p)?;
+                if vhd.is_differencing() {
+                    bail!(
+                        "{}: a differencing disk cannot go in an OVA alone (coalesce it first)",
+                        p.display()
+                    );
+                }
+                let sha256 = cloudimg_ova::ovf::sha256_of(&f)
+                    .with_context(|| format!("{}: hash", p.display()))?;
+                disks.push(OvaDisk {
+                    name,
+                    len,
+                    capacity: vhd.current_size,
+                    sha256,
+                    data: Box::new(Counted(File::open(p)?, bar.clone())),
+                });
+            }
+            let vm = VmSpec {
+                name: args.name.clone().unwrap_or_else(|| {
+                    args.out
+                        .file_stem()
+                        .map_or_else(|| "vm".into(), |s| s.to_string_lossy().into_owned())
+                }),
+                ..VmSpec::default()
+            };
+            pack_ova(out, &vm, disks, opts)?.0
+        }
+    };
+    Ok(report)
+}
+
+/// Advances the progress bar as the input is read.
+struct Counted<R>(R, ProgressBar);
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn temp_name(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }

@@ -1,14 +1,184 @@
-//! `cloudimg unpack` (not built yet).
+//! `cloudimg unpack`: safely unpack a (gzipped) tarball of VHDs, checking the
+//! layout (XenServer chain or OVA manifest) and, when given, the MD5/SHA256
+//! of the compressed stream. A failed unpack leaves nothing behind.
 
+use crate::output::{print_json, OutputFormat};
+use crate::progress;
+use anyhow::Context;
+use cloudimg_ova::{unpack, Expected, Layout, Limits, UnpackOptions};
+use serde::Serialize;
+use std::io::{self, Read};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// What the archive must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnpackLayout {
+    /// OVA when the first member is a .ovf, XenServer chain when there are .vhd members.
+    Auto,
+    /// Any flat set of regular files.
+    Any,
+    /// 0.vhd .. N-1.vhd (legacy names renamed), parents linked by UUID.
+    Xenserver,
+    /// Descriptor first, manifest digests checked.
+    Ova,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments, once the command exists.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// MD5 the compressed stream must have (hex).
+    #[arg(long, value_name = "HEX")]
+    expect_md5: Option<String>,
+    /// SHA256 the compressed stream must have (hex).
+    #[arg(long, value_name = "HEX")]
+    expect_sha256: Option<String>,
+    /// What the archive must be.
+    #[arg(long, value_enum, default_value_t = UnpackLayout::Auto)]
+    layout: UnpackLayout,
+    /// Most decompressed bytes per compressed byte (past the first 256 MiB).
+    #[arg(long, value_name = "N")]
+    max_ratio: Option<u64>,
+    /// Largest member, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_member_size: Option<u64>,
+    /// Most members.
+    #[arg(long, value_name = "N")]
+    max_members: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    /// The tarball (`-` for stdin).
+    input: PathBuf,
+    /// The folder to unpack into (created when missing).
+    dir: PathBuf,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'unpack' is not implemented yet")
+#[derive(Serialize)]
+struct Summary {
+    input: String,
+    dir: String,
+    gzip: bool,
+    compressed_bytes: u64,
+    uncompressed_bytes: u64,
+    md5: String,
+    sha256: Option<String>,
+    members: Vec<Member>,
+    chain: Option<Vec<ChainLink>>,
+    ova_verified: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Member {
+    archive_name: String,
+    name: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct ChainLink {
+    index: usize,
+    archive_name: String,
+    uuid: String,
+    parent_uuid: Option<String>,
+    virtual_size: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let expected = Expected::from_hex(args.expect_md5.as_deref(), args.expect_sha256.as_deref())?;
+    let mut limits = Limits::default();
+    if let Some(r) = args.max_ratio {
+        limits.max_ratio = r;
+    }
+    if let Some(s) = args.max_member_size {
+        limits.max_member_size = s;
+    }
+    if let Some(n) = args.max_members {
+        limits.max_members = n;
+    }
+    let from_stdin = args.input.as_os_str() == "-";
+    let (source, len): (Box<dyn Read + Send>, Option<u64>) = if from_stdin {
+        (Box::new(io::stdin()), None)
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .with_context(|| format!("{}: open", args.input.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let bar = match len {
+        Some(n) => progress::bytes(n, "unpack"),
+        None => progress::bytes(0, "unpack"),
+    };
+    let tick = bar.clone();
+    let opts = UnpackOptions {
+        limits,
+        expected,
+        layout: match args.layout {
+            UnpackLayout::Auto => Layout::Auto,
+            UnpackLayout::Any => Layout::Any,
+            UnpackLayout::Xenserver => Layout::XenServer,
+            UnpackLayout::Ova => Layout::Ova,
+        },
+        sha256: true,
+        progress: Some(Arc::new(move |n| tick.set_position(n))),
+    };
+    let report = unpack(source, &args.dir, &opts);
+    bar.finish_and_clear();
+    let report = report?;
+    let summary = Summary {
+        input: args.input.display().to_string(),
+        dir: args.dir.display().to_string(),
+        gzip: report.stream.gzip,
+        compressed_bytes: report.stream.compressed_bytes,
+        uncompressed_bytes: report.stream.uncompressed_bytes,
+        md5: report.stream.md5.clone(),
+        sha256: report.stream.sha256.clone(),
+        members: report
+            .members
+            .iter()
+            .map(|m| Member {
+                archive_name: m.archive_name.clone(),
+                name: m.name.clone(),
+                size: m.size,
+            })
+            .collect(),
+        chain: report.chain.as_ref().map(|c| {
+            c.iter()
+                .map(|m| ChainLink {
+                    index: m.index,
+                    archive_name: m.archive_name.clone(),
+                    uuid: m.vhd.uuid.to_string(),
+                    parent_uuid: m.vhd.parent_uuid.map(|u| u.to_string()),
+                    virtual_size: m.vhd.current_size,
+                })
+                .collect()
+        }),
+        ova_verified: report.ova.as_ref().map(|o| o.verified.clone()),
+    };
+    match args.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Human => {
+            for m in &summary.members {
+                println!(
+                    "{:12} {:>16} bytes  (from {})",
+                    m.name, m.size, m.archive_name
+                );
+            }
+            if let Some(c) = &summary.chain {
+                println!("chain of {} VHD(s) checked: parents link by UUID", c.len());
+            }
+            if let Some(v) = &summary.ova_verified {
+                println!("OVA manifest checked for {} file(s)", v.len());
+            }
+            println!(
+                "{} -> {}: {} compressed bytes, {} unpacked, md5 {}",
+                summary.input,
+                summary.dir,
+                summary.compressed_bytes,
+                summary.uncompressed_bytes,
+                summary.md5
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

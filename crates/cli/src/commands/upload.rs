@@ -1,14 +1,139 @@
-//! `cloudimg upload` (not built yet).
+//! `cloudimg upload`: a file or stdin to object storage, as one object or a large object
+//! (Swift DLO/SLO, S3 multipart), with parallel segment PUTs, per-segment MD5 checks and a
+//! summary (bytes, segments, MD5/SHA-256/SHA-512, throughput).
 
+use crate::output::{print_json, OutputFormat};
+use anyhow::Context;
+use cloudimg_pipeline::upload::{upload, LargeKind, SegmentNaming, Source, UploadOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Large {
+    Auto,
+    Single,
+    Dlo,
+    Slo,
+    Multipart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Naming {
+    /// `<object>-00001`, ... beside the object (Cloud Images exports).
+    CloudImages,
+    /// `<container>_segments/<object>/<mtime>/<size>/<segsize>/<index>` (python-swiftclient).
+    Swiftclient,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Arguments, once the command exists.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
+    /// Segment (part) size: bytes, or with a K/M/G suffix (binary).
+    #[arg(long, value_parser = parse_size, default_value = "64M")]
+    segment_size: u64,
+    /// Large-object form; auto: one PUT up to the segment size, then SLO/multipart/DLO.
+    #[arg(long, value_enum, default_value_t = Large::Auto)]
+    large: Large,
+    /// Container for segments.
+    #[arg(long, value_name = "C")]
+    segment_container: Option<String>,
+    /// Segment naming.
+    #[arg(long, value_enum, default_value_t = Naming::CloudImages)]
+    naming: Naming,
+    /// Parallel segment uploads.
+    #[arg(short = 'j', long, default_value_t = cloudimg_pipeline::upload::DEFAULT_JOBS)]
+    jobs: usize,
+    /// Re-send every segment instead of skipping those already stored.
+    #[arg(long)]
+    no_resume: bool,
+    /// Delete the uploaded segments when the upload fails (default: keep them to resume).
+    #[arg(long)]
+    remove_on_error: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    /// Input file, or `-` for stdin.
+    input: PathBuf,
+    /// Destination: swift://container/object, s3://bucket/key, file:///path or a path.
+    url: String,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'upload' is not implemented yet")
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("bad size {s:?} (a positive number with optional K/M/G)"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (store, path) = cloudimg_pipeline::open_url(&args.url)?;
+    let (source, size, mtime) = if args.input.as_os_str() == "-" {
+        (Source::stream(std::io::stdin()), None, None)
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .with_context(|| format!("open {}", args.input.display()))?;
+        let md = f.metadata()?;
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("{}.{:06}", d.as_secs(), d.subsec_micros()));
+        let size = md.is_file().then_some(md.len());
+        (Source::file(f)?, size, mtime)
+    };
+    let naming = match args.naming {
+        Naming::CloudImages => SegmentNaming::CloudImages,
+        Naming::Swiftclient => SegmentNaming::SwiftClient {
+            mtime: mtime.unwrap_or_else(|| "0.000000".into()),
+        },
+    };
+    let bar = crate::progress::bytes(size.unwrap_or(0), "upload");
+    let b2 = bar.clone();
+    let opts = UploadOptions {
+        segment_size: args.segment_size,
+        jobs: args.jobs,
+        large: match args.large {
+            Large::Auto => LargeKind::Auto,
+            Large::Single => LargeKind::Single,
+            Large::Dlo => LargeKind::Dlo,
+            Large::Slo => LargeKind::Slo,
+            Large::Multipart => LargeKind::Multipart,
+        },
+        segment_container: args.segment_container,
+        naming,
+        resume: !args.no_resume,
+        remove_on_error: args.remove_on_error,
+        progress: Some(Arc::new(move |n| b2.inc(n))),
+        ..Default::default()
+    };
+    let summary = upload(&*store, &path, source, &opts);
+    bar.finish_and_clear();
+    let summary = summary?;
+    match args.output {
+        OutputFormat::Json => print_json(&summary)?,
+        OutputFormat::Human => {
+            println!(
+                "uploaded {} ({}, {} bytes, {} segments, {} skipped) in {:.2}s, {:.1} MiB/s",
+                summary.url,
+                summary.kind,
+                summary.bytes,
+                summary.segments,
+                summary.segments_skipped,
+                summary.duration_secs,
+                summary.throughput_mib_s
+            );
+            println!("md5    {}", summary.checksums.md5);
+            println!("sha256 {}", summary.checksums.sha256);
+            println!("sha512 {}", summary.checksums.sha512);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -76,7 +76,9 @@ mod tests {
 
     #[test]
     fn chunks_with_dictionaries_concatenate() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8 ^ (i / 7000) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 7000) as u8)
+            .collect();
         let (a, b) = data.split_at(100_000);
         let mut stream = compress_chunk(6, &[], a, End::Sync).unwrap();
         stream.extend(compress_chunk(6, &a[a.len() - WINDOW..], b, End::Finish).unwrap());

@@ -21,7 +21,16 @@ fn xfl(level: u32) -> u8 {
 pub fn plain(level: u32, mtime: u32) -> [u8; 10] {
     let m = mtime.to_le_bytes();
     [
-        MAGIC[0], MAGIC[1], 8, 0, m[0], m[1], m[2], m[3], xfl(level), OS_UNIX,
+        MAGIC[0],
+        MAGIC[1],
+        8,
+        0,
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        xfl(level),
+        OS_UNIX,
     ]
 }
 

@@ -147,7 +147,9 @@ impl<W: Write> ParGzWriter<W> {
             let h = header::plain(self.opts.level, self.opts.mtime);
             self.put(&h)?;
         }
-        self.inner.write_all(bytes).inspect_err(|_| self.failed = true)?;
+        self.inner
+            .write_all(bytes)
+            .inspect_err(|_| self.failed = true)?;
         self.total_out += bytes.len() as u64;
         Ok(())
     }
@@ -293,7 +295,12 @@ mod tests {
         single.write_all(&data).unwrap();
         let single = single.finish().unwrap();
         let ratio = par.len() as f64 / single.len() as f64;
-        assert!(ratio < 1.01, "parallel {} vs single {}", par.len(), single.len());
+        assert!(
+            ratio < 1.01,
+            "parallel {} vs single {}",
+            par.len(),
+            single.len()
+        );
     }
 
     #[test]

@@ -319,7 +319,11 @@ fn parse_number(field: &[u8], what: &'static str, offset: u64) -> Result<u64> {
 }
 
 fn bad_number(what: &'static str, offset: u64, why: &str) -> Error {
-    Error::new(ErrorKind::Corrupt, format!("tar header field {what}: {why}")).at(offset)
+    Error::new(
+        ErrorKind::Corrupt,
+        format!("tar header field {what}: {why}"),
+    )
+    .at(offset)
 }
 
 /// Zero-padded octal with a trailing NUL, filling the field.

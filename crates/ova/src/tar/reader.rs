@@ -20,6 +20,8 @@ pub struct TarReader<R> {
     /// Unread data bytes of the current entry, then its padding.
     remaining: u64,
     padding: u64,
+    /// Name of the current entry, for errors raised while reading its data.
+    current: Vec<u8>,
     done: bool,
 }
 
@@ -42,6 +44,7 @@ impl<R: Read> TarReader<R> {
             pos: 0,
             remaining: 0,
             padding: 0,
+            current: Vec::new(),
             done: false,
         }
     }
@@ -149,6 +152,7 @@ impl<R: Read> TarReader<R> {
                     };
                     self.remaining = size;
                     self.padding = padded(size) - size;
+                    self.current.clone_from(&header.name);
                     let data_offset = self.pos;
                     return Ok(Some(Entry {
                         header,
@@ -223,8 +227,9 @@ impl<R: Read> TarReader<R> {
             .map_err(|e| Error::io("skip tar data", e).at(at))?;
         self.pos += copied;
         if copied < n {
-            return Err(Error::new(ErrorKind::Truncated, "archive ends inside entry data")
-                .at(self.pos));
+            return Err(
+                Error::new(ErrorKind::Truncated, "archive ends inside entry data").at(self.pos),
+            );
         }
         self.remaining = 0;
         self.padding = 0;
@@ -251,21 +256,37 @@ impl<R: Read> Entry<'_, R> {
 
 impl<R: Read> Read for Entry<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let r = &mut *self.reader;
-        if r.remaining == 0 || buf.is_empty() {
+        self.reader.read_data(buf)
+    }
+}
+
+impl<R: Read> TarReader<R> {
+    /// Reads data of the current entry, as [`Entry`] does; 0 at its end. Lets a
+    /// wrapper that dropped the `Entry` finish reading it.
+    pub fn read_data(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(r.remaining).unwrap_or(usize::MAX));
-        let n = r.inner.read(&mut buf[..want])?;
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(Error::new(ErrorKind::Truncated, "archive ends inside entry data")
-                .member(String::from_utf8_lossy(&self.header.name))
-                .at(r.pos)
-                .into_io());
+            return Err(
+                Error::new(ErrorKind::Truncated, "archive ends inside entry data")
+                    .member(String::from_utf8_lossy(&self.current))
+                    .at(self.pos)
+                    .into_io(),
+            );
         }
-        r.pos += n as u64;
-        r.remaining -= n as u64;
+        self.pos += n as u64;
+        self.remaining -= n as u64;
         Ok(n)
+    }
+
+    /// Data bytes of the current entry not read yet.
+    pub fn data_remaining(&self) -> u64 {
+        self.remaining
     }
 }
 

@@ -82,7 +82,12 @@ impl<W: Write> TarWriter<W> {
         let header_offset = self.pos;
         self.write_all(&block, &name)?;
         let data_offset = self.pos;
-        let mut buf = vec![0u8; COPY_BUF.min(usize::try_from(header.size).unwrap_or(COPY_BUF)).max(1)];
+        let mut buf = vec![
+            0u8;
+            COPY_BUF
+                .min(usize::try_from(header.size).unwrap_or(COPY_BUF))
+                .max(1)
+        ];
         let mut left = header.size;
         while left > 0 {
             let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
@@ -90,7 +95,10 @@ impl<W: Write> TarWriter<W> {
                 Ok(0) => {
                     return Err(Error::new(
                         ErrorKind::InvalidArgument,
-                        format!("source ended {left} bytes short of the declared {}", header.size),
+                        format!(
+                            "source ended {left} bytes short of the declared {}",
+                            header.size
+                        ),
                     )
                     .member(name)
                     .at(self.pos))

@@ -20,7 +20,10 @@ impl Faults {
 
     /// Abort right before write point number `n + 1` (so `n` writes happen).
     pub fn abort_after(n: u64) -> Faults {
-        Faults { abort_after: Some(n), done: Cell::new(0) }
+        Faults {
+            abort_after: Some(n),
+            done: Cell::new(0),
+        }
     }
 
     /// Write points passed so far.

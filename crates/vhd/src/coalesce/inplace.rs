@@ -73,7 +73,11 @@ pub fn coalesce_into_parent(child: &Path, opts: &InPlaceOptions) -> Result<Merge
 pub fn resume(parent: &Path, opts: &InPlaceOptions) -> Result<MergeReport> {
     let faults = faults(opts);
     let info = journal::rollback_with(parent, &faults)?;
-    merge(&info.child, &opts.chain, Some(info.child_uuid), &faults)
+    let child = parent_dir(parent).join(&info.child);
+    // The journal's parent is the one to merge into, whatever the locators say.
+    let mut chain = opts.chain.clone();
+    chain.parents.insert(0, parent.to_path_buf());
+    merge(&child, &chain, Some(info.child_uuid), &faults)
 }
 
 /// Undoes an interrupted merge from the parent's journal.
@@ -82,10 +86,16 @@ pub fn rollback(parent: &Path, opts: &InPlaceOptions) -> Result<JournalInfo> {
 }
 
 fn faults(opts: &InPlaceOptions) -> Faults {
-    opts.abort_after_writes.map_or_else(Faults::none, Faults::abort_after)
+    opts.abort_after_writes
+        .map_or_else(Faults::none, Faults::abort_after)
 }
 
-fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::Uuid>, faults: &Faults) -> Result<MergeReport> {
+fn merge(
+    child_path: &Path,
+    chain_opts: &ChainOptions,
+    want_uuid: Option<uuid::Uuid>,
+    faults: &Faults,
+) -> Result<MergeReport> {
     refuse_if_journaled(child_path)?;
     let chain = Chain::open(child_path, chain_opts)?;
     for l in chain.layers() {
@@ -103,7 +113,12 @@ fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::U
     if want_uuid.is_some_and(|u| u != child.uuid()) {
         return Err(Error::new(
             ErrorKind::Journal,
-            format!("the journal names child UUID {} but {} has {}", want_uuid.unwrap_or_default(), child_path.display(), child.uuid()),
+            format!(
+                "the journal names child UUID {} but {} has {}",
+                want_uuid.unwrap_or_default(),
+                child_path.display(),
+                child.uuid()
+            ),
         )
         .path(child_path));
     }
@@ -132,7 +147,9 @@ fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::U
     // Pass 1: journal every range the merge overwrites.
     let info = JournalInfo {
         original_len,
-        child: absolute(child_path),
+        // Relative to the parent's folder, so a resume finds the child even
+        // when the pair has been moved together.
+        child: relative_to_parent(&ppath, child_path),
         child_uuid: child.uuid(),
     };
     let mut jw = JournalWriter::create(&ppath, &info, faults)?;
@@ -187,7 +204,11 @@ fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::U
         parent_len: original_len,
     };
     let mut bat = parent.bat().to_vec();
-    let mut next_free = if sparse { parent.footer_offset() } else { original_len };
+    let mut next_free = if sparse {
+        parent.footer_offset()
+    } else {
+        original_len
+    };
     let put = |data: &[u8], at: u64| -> Result<()> {
         faults.point()?;
         file.write_all_at(data, at)
@@ -220,7 +241,11 @@ fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::U
         let at = next_free;
         let sector = at / SECTOR_SIZE;
         if sector >= u64::from(BAT_UNUSED) {
-            return Err(Error::new(ErrorKind::Unsupported, "parent would outgrow 32-bit BAT entries").path(&ppath));
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "parent would outgrow 32-bit BAT entries",
+            )
+            .path(&ppath));
         }
         put(&bm_bytes, at)?;
         let data_at = at + parent.bitmap_size();
@@ -235,7 +260,10 @@ fn merge(child_path: &Path, chain_opts: &ChainOptions, want_uuid: Option<uuid::U
                 let s = r.voff.max(lo);
                 let e = (r.voff + r.len).min(hi);
                 if s < e {
-                    child.read_raw(&mut chunk[(s - lo) as usize..(e - lo) as usize], r.child_off + (s - r.voff))?;
+                    child.read_raw(
+                        &mut chunk[(s - lo) as usize..(e - lo) as usize],
+                        r.child_off + (s - r.voff),
+                    )?;
                 }
             }
             while runs_left.first().is_some_and(|r| r.voff + r.len <= hi) {
@@ -288,7 +316,13 @@ fn set_bits(bm: &mut Bitmap, runs: &[Run], block_start: u64) {
     }
 }
 
-fn copy_run(child: &Image, r: &Run, to: u64, buf: &mut [u8], put: &dyn Fn(&[u8], u64) -> Result<()>) -> Result<()> {
+fn copy_run(
+    child: &Image,
+    r: &Run,
+    to: u64,
+    buf: &mut [u8],
+    put: &dyn Fn(&[u8], u64) -> Result<()>,
+) -> Result<()> {
     let mut done = 0u64;
     while done < r.len {
         let n = (r.len - done).min(buf.len() as u64) as usize;
@@ -301,7 +335,11 @@ fn copy_run(child: &Image, r: &Run, to: u64, buf: &mut [u8], put: &dyn Fn(&[u8],
 
 /// Streams the child's own sectors grouped by parent block (`group` bytes),
 /// calling `f(block, runs)` once per block that receives any.
-fn for_each_group(child: &Image, group: u64, mut f: impl FnMut(u64, &[Run]) -> Result<()>) -> Result<()> {
+fn for_each_group(
+    child: &Image,
+    group: u64,
+    mut f: impl FnMut(u64, &[Run]) -> Result<()>,
+) -> Result<()> {
     let mut current: Option<u64> = None;
     let mut runs: Vec<Run> = Vec::new();
     for ext in child.extents() {
@@ -337,4 +375,18 @@ fn for_each_group(child: &Image, group: u64, mut f: impl FnMut(u64, &[Run]) -> R
 
 fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    absolute(p)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn relative_to_parent(parent: &Path, child: &Path) -> PathBuf {
+    PathBuf::from(crate::create::relative_path(
+        &parent_dir(parent),
+        &absolute(child),
+    ))
 }

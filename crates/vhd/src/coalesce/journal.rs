@@ -62,7 +62,7 @@ pub fn refuse_if_journaled(path: &Path) -> Result<()> {
 pub struct JournalInfo {
     /// The parent's length before the merge.
     pub original_len: u64,
-    /// The child being merged, as given when the merge started.
+    /// The child being merged, relative to the parent's folder.
     pub child: PathBuf,
     /// The child's UUID, to make sure a resume merges the same child.
     pub child_uuid: uuid::Uuid,
@@ -77,7 +77,11 @@ pub(crate) struct JournalWriter<'f> {
 }
 
 impl<'f> JournalWriter<'f> {
-    pub(crate) fn create(parent: &Path, info: &JournalInfo, faults: &'f Faults) -> Result<JournalWriter<'f>> {
+    pub(crate) fn create(
+        parent: &Path,
+        info: &JournalInfo,
+        faults: &'f Faults,
+    ) -> Result<JournalWriter<'f>> {
         let tmp = tmp_path(parent);
         faults.point()?;
         let file = File::create(&tmp).map_err(|e| Error::io("create journal", e).path(&tmp))?;
@@ -131,7 +135,8 @@ impl<'f> JournalWriter<'f> {
             .into_inner()
             .map_err(|e| Error::io("write journal", e.into_error()).path(&tmp))?;
         self.faults.point()?;
-        file.sync_all().map_err(|e| Error::io("fsync journal", e).path(&tmp))?;
+        file.sync_all()
+            .map_err(|e| Error::io("fsync journal", e).path(&tmp))?;
         self.faults.point()?;
         let j = journal_path(&self.parent);
         std::fs::rename(&tmp, &j).map_err(|e| Error::io("rename journal", e).path(&j))?;
@@ -175,7 +180,10 @@ impl Journal {
             };
             Error::new(kind, format!("no journal to use: {e}")).path(&j)
         })?;
-        let len = f.metadata().map_err(|e| Error::io("stat journal", e).path(&j))?.len();
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io("stat journal", e).path(&j))?
+            .len();
         if len < 8 + 8 + 16 + 4 + 12 + 4 {
             return Err(damaged(&j, "too short"));
         }
@@ -186,7 +194,8 @@ impl Journal {
         let mut left = body_len;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
-            f.read_exact(&mut buf[..n]).map_err(|e| Error::io("read journal", e).path(&j))?;
+            f.read_exact(&mut buf[..n])
+                .map_err(|e| Error::io("read journal", e).path(&j))?;
             crc.update(&buf[..n]);
             if head.len() < 64 * 1024 {
                 head.extend_from_slice(&buf[..n.min(64 * 1024)]);
@@ -194,7 +203,8 @@ impl Journal {
             left -= n as u64;
         }
         let mut tail = [0u8; 4];
-        f.read_exact(&mut tail).map_err(|e| Error::io("read journal", e).path(&j))?;
+        f.read_exact(&mut tail)
+            .map_err(|e| Error::io("read journal", e).path(&j))?;
         if crc.finalize() != u32::from_le_bytes(tail) {
             return Err(damaged(&j, "checksum mismatch"));
         }
@@ -204,10 +214,16 @@ impl Journal {
         let original_len = u64::from_le_bytes(head[8..16].try_into().expect("8"));
         let child_uuid = uuid::Uuid::from_bytes(head[16..32].try_into().expect("16"));
         let n = u32::from_le_bytes(head[32..36].try_into().expect("4")) as usize;
-        let child = head.get(36..36 + n).ok_or_else(|| damaged(&j, "child path too long"))?;
+        let child = head
+            .get(36..36 + n)
+            .ok_or_else(|| damaged(&j, "child path too long"))?;
         let child = PathBuf::from(String::from_utf8_lossy(child).into_owned());
         Ok(Journal {
-            info: JournalInfo { original_len, child, child_uuid },
+            info: JournalInfo {
+                original_len,
+                child,
+                child_uuid,
+            },
             path: j,
             records_at: 36 + n as u64,
             body_len,
@@ -217,7 +233,8 @@ impl Journal {
     /// Calls `f(offset, original bytes)` for every record, in order.
     fn for_each_record(&self, mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         use std::io::{BufReader, Seek, SeekFrom};
-        let file = File::open(&self.path).map_err(|e| Error::io("open journal", e).path(&self.path))?;
+        let file =
+            File::open(&self.path).map_err(|e| Error::io("open journal", e).path(&self.path))?;
         let mut r = BufReader::with_capacity(1 << 20, file);
         r.seek(SeekFrom::Start(self.records_at))
             .map_err(|e| Error::io("read journal", e).path(&self.path))?;
@@ -228,7 +245,8 @@ impl Journal {
             if at + 12 > self.body_len {
                 return Err(damaged(&self.path, "record past the end"));
             }
-            r.read_exact(&mut h).map_err(|e| Error::io("read journal", e).path(&self.path))?;
+            r.read_exact(&mut h)
+                .map_err(|e| Error::io("read journal", e).path(&self.path))?;
             at += 12;
             let offset = u64::from_le_bytes(h[..8].try_into().expect("8"));
             let len = u32::from_le_bytes(h[8..].try_into().expect("4"));
@@ -239,7 +257,8 @@ impl Journal {
                 return Err(damaged(&self.path, "record too long"));
             }
             data.resize(len as usize, 0);
-            r.read_exact(&mut data).map_err(|e| Error::io("read journal", e).path(&self.path))?;
+            r.read_exact(&mut data)
+                .map_err(|e| Error::io("read journal", e).path(&self.path))?;
             at += u64::from(len);
             f(offset, &data)?;
         }

@@ -18,7 +18,15 @@ use std::path::Path;
 
 /// Writes the whole chain ending at `leaf` as one image (dynamic VHD by default;
 /// see [`ConvertOptions::output`]).
-pub fn coalesce_to(leaf: &Path, out: Output<'_>, opts: &ConvertOptions, progress: crate::write::Progress<'_>) -> Result<ConvertReport> {
-    let opts = ConvertOptions { input: Some(InputFormat::Vhd), ..opts.clone() };
+pub fn coalesce_to(
+    leaf: &Path,
+    out: Output<'_>,
+    opts: &ConvertOptions,
+    progress: crate::write::Progress<'_>,
+) -> Result<ConvertReport> {
+    let opts = ConvertOptions {
+        input: Some(InputFormat::Vhd),
+        ..opts.clone()
+    };
     convert(leaf, out, &opts, progress)
 }

@@ -192,7 +192,11 @@ impl Footer {
             cookie: *COOKIE,
             features: FEATURE_RESERVED,
             format_version: FORMAT_VERSION,
-            data_offset: if disk_type.is_sparse() { 512 } else { FIXED_DATA_OFFSET },
+            data_offset: if disk_type.is_sparse() {
+                512
+            } else {
+                FIXED_DATA_OFFSET
+            },
             timestamp,
             // qemu (every version) takes the current size for `qem2`, as does every
             // other reader, so the CHS rounding never changes the disk size.

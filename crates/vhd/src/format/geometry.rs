@@ -77,7 +77,11 @@ impl Geometry {
 
 impl std::fmt::Display for Geometry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.cylinders, self.heads, self.sectors_per_track)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.cylinders, self.heads, self.sectors_per_track
+        )
     }
 }
 
@@ -86,7 +90,11 @@ mod tests {
     use super::*;
 
     fn g(c: u16, h: u8, s: u8) -> Geometry {
-        Geometry { cylinders: c, heads: h, sectors_per_track: s }
+        Geometry {
+            cylinders: c,
+            heads: h,
+            sectors_per_track: s,
+        }
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl PlatformCode {
         match self {
             PlatformCode::None => "none".into(),
             PlatformCode::Unknown(b) => super::tag_to_string(&b),
-            other => String::from_utf8_lossy(&other.to_bytes()).trim_end().to_string(),
+            other => String::from_utf8_lossy(&other.to_bytes())
+                .trim_end()
+                .to_string(),
         }
     }
 
@@ -179,7 +181,11 @@ mod tests {
 
     #[test]
     fn data_space_sectors_or_bytes() {
-        let mut l = ParentLocator { code: PlatformCode::W2ku, data_space: 1, ..ParentLocator::EMPTY };
+        let mut l = ParentLocator {
+            code: PlatformCode::W2ku,
+            data_space: 1,
+            ..ParentLocator::EMPTY
+        };
         assert_eq!(l.data_space_bytes(), 512);
         l.data_space = 4096;
         assert_eq!(l.data_space_bytes(), 4096);
@@ -187,11 +193,20 @@ mod tests {
 
     #[test]
     fn decodes_windows_and_mac_paths() {
-        let w = ParentLocator { code: PlatformCode::W2ru, ..ParentLocator::EMPTY };
+        let w = ParentLocator {
+            code: PlatformCode::W2ru,
+            ..ParentLocator::EMPTY
+        };
         let data = ParentLocator::encode_path(PlatformCode::W2ru, ".\\base.vhd");
         assert_eq!(w.decode_path(&data).unwrap(), ".\\base.vhd");
-        let m = ParentLocator { code: PlatformCode::MacX, ..ParentLocator::EMPTY };
-        assert_eq!(m.decode_path(b"file://./base.vhd\0\0").unwrap(), "./base.vhd");
+        let m = ParentLocator {
+            code: PlatformCode::MacX,
+            ..ParentLocator::EMPTY
+        };
+        assert_eq!(
+            m.decode_path(b"file://./base.vhd\0\0").unwrap(),
+            "./base.vhd"
+        );
         assert!(m.decode_path(b"\0").is_none());
     }
 

@@ -52,13 +52,19 @@ mod tests {
     fn iso8601() {
         assert_eq!(super::to_iso8601(0), "2000-01-01T00:00:00Z");
         // 2024-02-29T12:34:56Z is Unix 1709210096.
-        assert_eq!(super::to_iso8601(super::from_unix(1_709_210_096)), "2024-02-29T12:34:56Z");
+        assert_eq!(
+            super::to_iso8601(super::from_unix(1_709_210_096)),
+            "2024-02-29T12:34:56Z"
+        );
         assert_eq!(super::to_iso8601(u32::MAX), "2136-02-07T06:28:15Z");
     }
 
     #[test]
     fn round_trips() {
-        assert_eq!(super::to_unix(super::from_unix(1_700_000_000)), 1_700_000_000);
+        assert_eq!(
+            super::to_unix(super::from_unix(1_700_000_000)),
+            1_700_000_000
+        );
         assert_eq!(super::from_unix(0), 0);
     }
 }

@@ -25,7 +25,8 @@ pub fn write_dynamic_file(
     let size = vhd_size(source.virtual_size())?;
     // An empty layout validates the sizes and fixes where block k goes.
     let empty = DynamicLayout::new(size, opts.block_size, Vec::new(), opts.uuid)?;
-    file.set_len(0).map_err(|e| Error::io("truncate output", e))?;
+    file.set_len(0)
+        .map_err(|e| Error::io("truncate output", e))?;
     let bs = u64::from(opts.block_size);
     let entries = u64::from(empty.entries());
     let bitmap = empty.full_bitmap();
@@ -119,7 +120,8 @@ mod tests {
             ..Default::default()
         };
         let f = tempfile::tempfile().unwrap();
-        let l = write_dynamic_file(&mut MemorySource::new(disk.clone()), &f, &opts, &mut |_| {}).unwrap();
+        let l = write_dynamic_file(&mut MemorySource::new(disk.clone()), &f, &opts, &mut |_| {})
+            .unwrap();
         assert_eq!(l.allocated_blocks(), &[1, 3]);
         assert_eq!(f.metadata().unwrap().len(), l.total_len());
         let planned = DynamicLayout::plan(&mut MemorySource::new(disk.clone()), &opts).unwrap();

@@ -16,7 +16,12 @@ pub fn fixed_size(size: u64, round_to_mib: bool) -> Result<u64> {
     }
     s.checked_next_multiple_of(MIB)
         .filter(|&r| r <= MAX_VIRTUAL_SIZE)
-        .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, "size rounded to a MiB is above the VHD limit"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "size rounded to a MiB is above the VHD limit",
+            )
+        })
 }
 
 /// Writes `source` as a fixed VHD into `sink` and finishes it. Returns the
@@ -30,7 +35,13 @@ pub fn write_fixed(
     let size = fixed_size(source.virtual_size(), opts.round_to_mib)?;
     copy_data(source, &mut sink, progress)?;
     sink.zeros(size - source.virtual_size())?;
-    let footer = Footer::new(DiskType::Fixed, size, new_uuid(opts.uuid), crate::format::time::now()).seal();
+    let footer = Footer::new(
+        DiskType::Fixed,
+        size,
+        new_uuid(opts.uuid),
+        crate::format::time::now(),
+    )
+    .seal();
     sink.write(&footer)?;
     sink.finish()
 }
@@ -49,7 +60,10 @@ mod tests {
         let n = write_fixed(
             &mut MemorySource::new(vec![7u8; 1000]),
             Sink::stream(&mut v),
-            &FixedOptions { round_to_mib: true, uuid: None },
+            &FixedOptions {
+                round_to_mib: true,
+                uuid: None,
+            },
             &mut |_| {},
         )
         .unwrap();

@@ -35,7 +35,12 @@ pub struct DynamicLayout {
 impl DynamicLayout {
     /// A layout allocating exactly `blocks` (indices, any order, duplicates
     /// ignored) of a disk of `virtual_size` bytes (rounded up to a sector).
-    pub fn new(virtual_size: u64, block_size: u32, mut blocks: Vec<u32>, uuid: Option<Uuid>) -> Result<DynamicLayout> {
+    pub fn new(
+        virtual_size: u64,
+        block_size: u32,
+        mut blocks: Vec<u32>,
+        uuid: Option<Uuid>,
+    ) -> Result<DynamicLayout> {
         check_block_size(block_size)?;
         let virtual_size = vhd_size(virtual_size)?;
         let entries = virtual_size.div_ceil(u64::from(block_size));
@@ -50,7 +55,10 @@ impl DynamicLayout {
         blocks.sort_unstable();
         blocks.dedup();
         if blocks.last().is_some_and(|&b| b >= entries) {
-            return Err(Error::new(ErrorKind::InvalidArgument, "allocated block beyond the disk"));
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "allocated block beyond the disk",
+            ));
         }
         let layout = DynamicLayout {
             virtual_size,
@@ -64,7 +72,10 @@ impl DynamicLayout {
         // Every bitmap sector number must fit the 32-bit BAT entry.
         let last = layout.block_offset(layout.blocks.len().saturating_sub(1) as u64);
         if last / SECTOR_SIZE >= u64::from(BAT_UNUSED) {
-            return Err(Error::new(ErrorKind::InvalidArgument, "image too large for 32-bit BAT entries"));
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "image too large for 32-bit BAT entries",
+            ));
         }
         Ok(layout)
     }
@@ -162,7 +173,11 @@ impl DynamicLayout {
     }
 
     /// Writes the BAT for `blocks` placed in order, in bounded chunks.
-    pub(crate) fn write_bat(&self, blocks: &[u32], out: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    pub(crate) fn write_bat(
+        &self,
+        blocks: &[u32],
+        out: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut chunk = Vec::with_capacity(64 * 1024);
         let mut next = blocks.iter().enumerate().peekable();
         for i in 0..u64::from(self.entries).next_multiple_of(SECTOR_SIZE / 4) {
@@ -189,9 +204,17 @@ impl DynamicLayout {
     /// Writes the whole file to `out` strictly front to back, reading each
     /// allocated block from `source`. Returns the bytes written, which equal
     /// [`total_len`](DynamicLayout::total_len).
-    pub fn write_to(&self, source: &mut dyn DiskSource, out: &mut dyn Write, progress: Progress<'_>) -> Result<u64> {
+    pub fn write_to(
+        &self,
+        source: &mut dyn DiskSource,
+        out: &mut dyn Write,
+        progress: Progress<'_>,
+    ) -> Result<u64> {
         if source.virtual_size() > self.virtual_size {
-            return Err(Error::new(ErrorKind::InvalidArgument, "source larger than the layout"));
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "source larger than the layout",
+            ));
         }
         let mut pos = 0u64;
         let mut put = |buf: &[u8], pos: &mut u64| -> Result<()> {
@@ -259,7 +282,12 @@ pub(crate) fn read_clipped(source: &mut dyn DiskSource, offset: u64, buf: &mut [
 
 /// True when the block at `start` of `len` bytes reads as zeros; stops at the
 /// first chunk with data.
-pub(crate) fn block_is_zero(source: &mut dyn DiskSource, start: u64, len: u64, buf: &mut [u8]) -> Result<bool> {
+pub(crate) fn block_is_zero(
+    source: &mut dyn DiskSource,
+    start: u64,
+    len: u64,
+    buf: &mut [u8],
+) -> Result<bool> {
     let mut off = 0u64;
     while off < len {
         let n = (len - off).min(buf.len() as u64) as usize;
@@ -293,11 +321,17 @@ mod tests {
         disk[10 * 4096 + 3] = 9; // the partial last block 10
         let ranges = vec![(0, 4096 * 4), (4096 * 10, 10 * 4096 + 512)];
         let mut src = MemorySource::with_ranges(disk.clone(), ranges);
-        let opts = DynamicOptions { block_size: bs, ..Default::default() };
+        let opts = DynamicOptions {
+            block_size: bs,
+            ..Default::default()
+        };
         let l = DynamicLayout::plan(&mut src, &opts).unwrap();
         assert_eq!(l.allocated_blocks(), &[2, 10]);
         assert_eq!(l.entries(), 11);
-        let keep = DynamicOptions { keep_zero_blocks: true, ..opts };
+        let keep = DynamicOptions {
+            keep_zero_blocks: true,
+            ..opts
+        };
         let l2 = DynamicLayout::plan(&mut src, &keep).unwrap();
         assert_eq!(l2.allocated_blocks(), &[0, 1, 2, 3, 10]);
         let mut out = Vec::new();

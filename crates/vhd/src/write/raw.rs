@@ -6,14 +6,22 @@ use crate::Result;
 /// Copies the whole virtual disk of `source` into `sink`. Unallocated ranges are
 /// never read; they and long zero runs inside data become holes in a file and
 /// zeros in a stream. Returns the bytes emitted (the virtual size).
-pub fn write_raw(source: &mut dyn DiskSource, sink: &mut Sink<'_>, progress: Progress<'_>) -> Result<u64> {
+pub fn write_raw(
+    source: &mut dyn DiskSource,
+    sink: &mut Sink<'_>,
+    progress: Progress<'_>,
+) -> Result<u64> {
     copy_data(source, sink, progress)?;
     Ok(source.virtual_size())
 }
 
 /// Emits the virtual disk into `sink` without finishing it (the fixed writer
 /// appends its footer after).
-pub(crate) fn copy_data(source: &mut dyn DiskSource, sink: &mut Sink<'_>, progress: Progress<'_>) -> Result<()> {
+pub(crate) fn copy_data(
+    source: &mut dyn DiskSource,
+    sink: &mut Sink<'_>,
+    progress: Progress<'_>,
+) -> Result<()> {
     let size = source.virtual_size();
     let mut buf = vec![0u8; WINDOW];
     let mut pos = 0u64;

@@ -26,7 +26,8 @@ impl<'a> Sink<'a> {
     /// A sink into `file`, which is truncated first: holes left by skipped
     /// zeros must not expose old bytes.
     pub fn file(file: &'a File) -> Result<Sink<'a>> {
-        file.set_len(0).map_err(|e| Error::io("truncate output", e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate output", e))?;
         Ok(Sink::File { file, pos: 0 })
     }
 

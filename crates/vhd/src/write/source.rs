@@ -144,7 +144,10 @@ pub struct MemorySource {
 impl MemorySource {
     /// Every byte counts as allocated.
     pub fn new(bytes: Vec<u8>) -> MemorySource {
-        MemorySource { bytes, ranges: None }
+        MemorySource {
+            bytes,
+            ranges: None,
+        }
     }
 
     /// Only `ranges` count as allocated; bytes outside them must be zero.
@@ -184,7 +187,9 @@ impl DiskSource for MemorySource {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(Error::new(ErrorKind::InvalidArgument, "read past the end of the disk").at(offset)),
+            None => Err(
+                Error::new(ErrorKind::InvalidArgument, "read past the end of the disk").at(offset),
+            ),
         }
     }
 }

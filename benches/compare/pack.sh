@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Packing a XenServer chain package (tar of ./0.vhd ./1.vhd, gzipped) with
+# cloudimg pack against `tar | gzip -6` and `tar | pigz -6`, and unpacking it
+# against `gzip -dc | tar -x` and `pigz -dc | tar -x`.
+#
+# bash benches/compare/pack.sh
+source "$(dirname "$0")/lib.sh"
+need tar gzip pigz python3
+CLOUDIMG_BIN="$(cloudimg_bin)"
+d="$BENCH_DIR/pack"
+mkdir -p "$d/stage"
+python3 "$(dirname "$0")/mkchain.py" "$d/stage/1.vhd" "$d/stage/0.vhd" "$BENCH_SIZE_MB"
+bytes=$(($(stat -c %s "$d/stage/1.vhd") + $(stat -c %s "$d/stage/0.vhd")))
+jobs="$(nproc)"
+
+section "pack"
+measure "pack (read limit)" "cat" "$bytes" sh -c "cat '$d/stage/0.vhd' '$d/stage/1.vhd' > /dev/null"
+measure "pack -6" "tar | gzip" "$bytes" sh -c "tar -C '$d/stage' -cf - . | gzip -6 > '$d/gzip.tgz'"
+measure "pack -6" "tar | pigz -p $jobs" "$bytes" sh -c "tar -C '$d/stage' -cf - . | pigz -6 -p $jobs > '$d/pigz.tgz'"
+if implemented pack; then
+    measure "pack -6" "cloudimg" "$bytes" "$CLOUDIMG_BIN" pack --level 6 -o "$d/c.tgz" "$d/stage/0.vhd" "$d/stage/1.vhd"
+fi
+
+section "unpack"
+mkdir -p "$d/u1" "$d/u2" "$d/u3"
+measure "unpack" "gzip -dc | tar" "$bytes" sh -c "gzip -dc '$d/gzip.tgz' | tar -C '$d/u1' -xf -"
+measure "unpack" "pigz -dc | tar" "$bytes" sh -c "pigz -dc '$d/gzip.tgz' | tar -C '$d/u2' -xf -"
+if implemented unpack; then
+    measure "unpack" "cloudimg" "$bytes" "$CLOUDIMG_BIN" unpack "$d/gzip.tgz" "$d/u3"
+fi
+for f in "$d"/*.tgz; do note "$(basename "$f"): $(stat -c %s "$f") bytes"; done
+print_table "pack/unpack (${BENCH_SIZE_MB} MiB virtual, 2-layer XenServer chain)"
+cleanup_bench pack

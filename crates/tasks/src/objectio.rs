@@ -1,0 +1,264 @@
+//! Reading an object of a store by byte range, as a VHD layer ([`LayerIo`]) or as a
+//! stream, whether it is a plain object, a Swift DLO or SLO.
+//!
+//! Large objects are resolved to their segments once (DLO: the listing under the prefix;
+//! SLO: the manifest) and read segment by segment, which avoids the proxy's throttling of
+//! long large-object GETs and lets each segment's length be checked. Reads are mostly
+//! sequential (a VHD writer pulls the disk front to back), so one open GET is kept and
+//! read forward, with a thread reading ahead into a bounded queue; a read behind it or
+//! far ahead opens a new ranged GET.
+
+use crate::error::{Error, ErrorKind, Result};
+use cloudimg_pipeline::{Manifest, ObjectPath, ObjectStore};
+use cloudimg_vhd::LayerIo;
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+
+/// Bytes read ahead per queue slot.
+const CHUNK: usize = 1 << 20;
+/// Queue slots of the read-ahead thread: memory is at most `CHUNK * (DEPTH + 2)`.
+const DEPTH: usize = 8;
+/// A forward gap up to this size is read and dropped rather than opening a new GET.
+const SKIP: u64 = 8 << 20;
+
+/// One piece of an object: a plain object or a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    /// The object holding the bytes.
+    pub path: ObjectPath,
+    /// First byte of the piece in the whole object.
+    pub start: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+/// An object resolved to its pieces.
+pub struct ObjectIo {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    pieces: Vec<Piece>,
+    len: u64,
+    open: Mutex<Option<OpenRead>>,
+}
+
+struct OpenRead {
+    piece: usize,
+    /// Offset in the whole object of the next byte `rx` yields.
+    pos: u64,
+    rx: Receiver<io::Result<Vec<u8>>>,
+    /// Unconsumed tail of the last chunk received.
+    pending: Vec<u8>,
+    pending_at: usize,
+}
+
+impl std::fmt::Debug for ObjectIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectIo").field("url", &self.url).field("len", &self.len).field("pieces", &self.pieces.len()).finish()
+    }
+}
+
+impl ObjectIo {
+    /// Resolves `path` in `store`. A missing object is `NotFound`.
+    pub fn open(store: Arc<dyn ObjectStore>, path: &ObjectPath) -> Result<ObjectIo> {
+        let url = store.url(path);
+        let info = store.head(path).map_err(|e| Error::store("open source", &url, e))?;
+        let pieces = match &info.manifest {
+            Some(Manifest::Dlo { container, prefix }) => {
+                let segs = cloudimg_pipeline::list_all(&*store, container, prefix)
+                    .map_err(|e| Error::store("list DLO segments", &url, e))?;
+                let mut start = 0;
+                segs.into_iter()
+                    .filter(|s| s.name.starts_with(prefix.as_str()))
+                    .map(|s| {
+                        let p = Piece { path: ObjectPath::new(container, s.name), start, len: s.size };
+                        start += s.size;
+                        p
+                    })
+                    .collect::<Vec<_>>()
+            }
+            Some(Manifest::Slo) => {
+                let segs = store.get_slo_manifest(path).map_err(|e| Error::store("read SLO manifest", &url, e))?;
+                let mut start = 0;
+                segs.into_iter()
+                    .map(|s| {
+                        let p = Piece { path: s.path, start, len: s.size };
+                        start += s.size;
+                        p
+                    })
+                    .collect()
+            }
+            _ => vec![Piece { path: path.clone(), start: 0, len: info.size }],
+        };
+        let pieces: Vec<Piece> = pieces.into_iter().filter(|p| p.len > 0).collect();
+        let len = pieces.last().map(|p| p.start + p.len).unwrap_or(0);
+        if info.manifest.is_some() && info.size != 0 && info.size != len {
+            return Err(Error::new(
+                ErrorKind::Store,
+                "open source",
+                &url,
+                format!("the store reports {} bytes but the segments hold {len}", info.size),
+            ));
+        }
+        Ok(ObjectIo::from_pieces(store, url, pieces))
+    }
+
+    /// An object made of given pieces (e.g. the segments an image record lists).
+    pub fn from_pieces(store: Arc<dyn ObjectStore>, url: String, pieces: Vec<Piece>) -> ObjectIo {
+        let len = pieces.last().map(|p| p.start + p.len).unwrap_or(0);
+        ObjectIo {
+            store,
+            url,
+            pieces,
+            len,
+            open: Mutex::new(None),
+        }
+    }
+
+    /// The object's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// Reads `[offset, offset + buf.len())`.
+    pub fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_exact_at(buf, offset)
+            .map_err(|e| crate::error::from_io("read source", &self.url, e))
+    }
+
+    /// A reader of the whole object front to back.
+    pub fn stream(self: &Arc<Self>) -> SeqReader {
+        SeqReader { io: self.clone(), pos: 0 }
+    }
+
+    fn piece_at(&self, offset: u64) -> Option<usize> {
+        let i = self.pieces.partition_point(|p| p.start + p.len <= offset);
+        (i < self.pieces.len()).then_some(i)
+    }
+
+    fn start_read(&self, piece: usize, offset: u64) -> io::Result<OpenRead> {
+        let p = &self.pieces[piece];
+        let local = offset - p.start;
+        let s = self
+            .store
+            .get(&p.path, Some(local..p.len))
+            .map_err(|e| io::Error::other(Error::store("read source", self.store.url(&p.path), e)))?;
+        if s.len != p.len - local {
+            return Err(io::Error::other(Error::new(
+                ErrorKind::Store,
+                "read source",
+                self.store.url(&p.path),
+                format!("asked for {} bytes, the store offers {}", p.len - local, s.len),
+            )));
+        }
+        let (tx, rx) = sync_channel(DEPTH);
+        let mut reader = s.reader;
+        let mut left = s.len;
+        std::thread::spawn(move || {
+            while left > 0 {
+                let mut chunk = vec![0u8; (CHUNK as u64).min(left) as usize];
+                let r = reader.read_exact(&mut chunk).map(|_| chunk);
+                let stop = r.is_err();
+                left = left.saturating_sub(CHUNK as u64);
+                if tx.send(r).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(OpenRead {
+            piece,
+            pos: offset,
+            rx,
+            pending: Vec::new(),
+            pending_at: 0,
+        })
+    }
+}
+
+impl OpenRead {
+    /// Copies the next `buf.len()` bytes of the open GET.
+    fn take(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            if self.pending_at == self.pending.len() {
+                self.pending = match self.rx.recv() {
+                    Ok(r) => r?,
+                    Err(_) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source read ended early")),
+                };
+                self.pending_at = 0;
+            }
+            let n = buf.len().min(self.pending.len() - self.pending_at);
+            buf[..n].copy_from_slice(&self.pending[self.pending_at..self.pending_at + n]);
+            self.pending_at += n;
+            self.pos += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        let mut scratch = vec![0u8; (64 * 1024).min(n as usize)];
+        while n > 0 {
+            let k = (scratch.len() as u64).min(n) as usize;
+            self.take(&mut scratch[..k])?;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+}
+
+impl LayerIo for ObjectIo {
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the object"))?;
+        let mut open = self.open.lock().expect("not poisoned");
+        while offset < end {
+            let i = self.piece_at(offset).expect("inside the object");
+            let p = &self.pieces[i];
+            let n = ((p.start + p.len).min(end) - offset) as usize;
+            let usable = open
+                .as_ref()
+                .is_some_and(|o| o.piece == i && o.pos <= offset && offset - o.pos <= SKIP);
+            if !usable {
+                *open = Some(self.start_read(i, offset)?);
+            }
+            let o = open.as_mut().expect("just opened");
+            let r = o.skip(offset - o.pos).and_then(|_| o.take(&mut buf[..n]));
+            if let Err(e) = r {
+                *open = None;
+                return Err(e);
+            }
+            buf = &mut buf[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// Reads a whole [`ObjectIo`] front to back.
+pub struct SeqReader {
+    io: Arc<ObjectIo>,
+    pos: u64,
+}
+
+impl Read for SeqReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.io.len - self.pos).min(buf.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.io.read_exact_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

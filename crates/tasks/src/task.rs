@@ -1,0 +1,338 @@
+//! Glance v2 tasks: the task JSON (same field names and shapes as `GET /v2/tasks/{id}`),
+//! its life cycle (pending -> processing -> success | failure, `expires_at` = end + 48 h),
+//! and the two task inputs, parsed and validated the way Cloud Images does.
+
+use crate::codes::FailureCode;
+use crate::error::{Error, Result};
+use crate::time;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::time::SystemTime;
+use uuid::Uuid;
+
+/// `import` or `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskType {
+    /// Object in the user's container -> image.
+    Import,
+    /// Image -> object in the user's container.
+    Export,
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Accepted, not started.
+    Pending,
+    /// Running.
+    Processing,
+    /// Done; `result` holds the outcome.
+    Success,
+    /// Done; `message` says why.
+    Failure,
+}
+
+impl TaskStatus {
+    /// True for success and failure.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Success | TaskStatus::Failure)
+    }
+}
+
+/// A Glance v2 task, serialised exactly as Glance returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Task UUID.
+    pub id: String,
+    /// `import` or `export`.
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    /// Life-cycle state.
+    pub status: TaskStatus,
+    /// The task input as given.
+    pub input: Value,
+    /// `{"image_id": ...}` or `{"export_location": ...}` on success, else null.
+    pub result: Option<Value>,
+    /// The project (tenant) that owns the task.
+    pub owner: String,
+    /// Empty, or why the task failed (`"<code>: ..."`).
+    pub message: String,
+    /// When the task record may be deleted (end + 48 h); null until it ends.
+    pub expires_at: Option<String>,
+    /// ISO 8601 UTC.
+    pub created_at: String,
+    /// ISO 8601 UTC.
+    pub updated_at: String,
+    /// `/v2/tasks/<id>`.
+    #[serde(rename = "self")]
+    pub self_link: String,
+    /// `/v2/schemas/task`.
+    pub schema: String,
+}
+
+impl Task {
+    /// A new pending task with a fresh id.
+    pub fn new(task_type: TaskType, input: Value, owner: impl Into<String>) -> Task {
+        Task::with_id(Uuid::new_v4().to_string(), task_type, input, owner)
+    }
+
+    /// A new pending task with a given id (a re-run of the same task keeps its id).
+    pub fn with_id(id: impl Into<String>, task_type: TaskType, input: Value, owner: impl Into<String>) -> Task {
+        let id = id.into();
+        let now = time::now();
+        Task {
+            self_link: format!("/v2/tasks/{id}"),
+            id,
+            task_type,
+            status: TaskStatus::Pending,
+            input,
+            result: None,
+            owner: owner.into(),
+            message: String::new(),
+            expires_at: None,
+            created_at: now.clone(),
+            updated_at: now,
+            schema: "/v2/schemas/task".into(),
+        }
+    }
+
+    /// Parses a task JSON document (as written by [`Task`] or Glance). A document holding
+    /// only `type` and `input` (the body of `POST /v2/tasks`) becomes a new pending task.
+    pub fn from_json(text: &str, default_owner: &str) -> Result<Task> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::input(format!("task JSON: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| Error::input("task JSON must be an object"))?;
+        if obj.contains_key("status") {
+            return serde_json::from_value(v).map_err(|e| Error::input(format!("task JSON: {e}")));
+        }
+        let task_type: TaskType = serde_json::from_value(obj.get("type").cloned().unwrap_or(Value::Null))
+            .map_err(|_| Error::input("task JSON: \"type\" must be \"import\" or \"export\""))?;
+        let input = obj.get("input").cloned().ok_or_else(|| Error::input("task JSON: no \"input\""))?;
+        let owner = obj.get("owner").and_then(Value::as_str).unwrap_or(default_owner);
+        Ok(match obj.get("id").and_then(Value::as_str) {
+            Some(id) => Task::with_id(id, task_type, input, owner),
+            None => Task::new(task_type, input, owner),
+        })
+    }
+
+    /// Marks the task as running.
+    pub fn start(&mut self) {
+        self.status = TaskStatus::Processing;
+        self.updated_at = time::now();
+    }
+
+    /// Ends the task successfully with `result`.
+    pub fn succeed(&mut self, result: Value) {
+        self.finish(TaskStatus::Success, Some(result), String::new());
+    }
+
+    /// Ends the task with `err`'s code and message.
+    pub fn fail(&mut self, err: &Error) {
+        let code = err.failure_code();
+        let msg = match code {
+            // Rejections already start with the code.
+            FailureCode::Unspecified => format!("{}: {err}", code.code()),
+            _ => err.to_string(),
+        };
+        self.finish(TaskStatus::Failure, None, msg);
+    }
+
+    fn finish(&mut self, status: TaskStatus, result: Option<Value>, message: String) {
+        let end = SystemTime::now();
+        self.status = status;
+        self.result = result;
+        self.message = message;
+        self.updated_at = time::iso8601(end);
+        self.expires_at = Some(time::iso8601(end + time::TASK_TIME_TO_LIVE));
+    }
+
+    /// The failure code in `message`, if the task failed.
+    pub fn failure_code(&self) -> Option<FailureCode> {
+        if self.status != TaskStatus::Failure {
+            return None;
+        }
+        let n = self.message.split(':').next()?.trim().parse().ok()?;
+        FailureCode::from_code(n)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a task always serialises")
+    }
+}
+
+/// The input of an import task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportInput {
+    /// Container of the source object.
+    pub container: String,
+    /// Source object name.
+    pub object: String,
+    /// The image name (`image_properties.name`).
+    pub name: String,
+}
+
+impl ImportInput {
+    /// Builds the JSON input of an import task.
+    pub fn to_json(container: &str, object: &str, name: &str) -> Value {
+        serde_json::json!({
+            "import_from": format!("{container}/{object}"),
+            "import_from_format": "vhd",
+            "image_properties": {"name": name},
+        })
+    }
+
+    /// Parses and validates `{"import_from": "container/object", "import_from_format":
+    /// "vhd", "image_properties": {"name": ...}}`. Anything else is code 111.
+    pub fn parse(input: &Value) -> Result<ImportInput> {
+        let obj = as_object(input)?;
+        only_keys(obj, &["import_from", "import_from_format", "image_properties"], "input")?;
+        let from = string(obj, "import_from")?;
+        let (container, object) = from
+            .split_once('/')
+            .filter(|(c, o)| !c.is_empty() && !o.is_empty())
+            .ok_or_else(|| Error::input(format!("import_from {from:?} must be \"container/object\"")))?;
+        let format = string(obj, "import_from_format")?;
+        if !format.eq_ignore_ascii_case("vhd") {
+            return Err(Error::input(format!("import_from_format {format:?} is not supported (only \"vhd\")")));
+        }
+        let props = obj
+            .get("image_properties")
+            .ok_or_else(|| Error::input("image_properties is missing"))?
+            .as_object()
+            .ok_or_else(|| Error::input("image_properties must be an object"))?;
+        only_keys(props, &["name"], "image_properties")?;
+        let name = string(props, "name")?;
+        if name.trim().is_empty() || name.len() > 255 {
+            return Err(Error::input("image_properties.name must be 1-255 characters"));
+        }
+        Ok(ImportInput {
+            container: container.to_string(),
+            object: object.to_string(),
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The input of an export task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportInput {
+    /// The image to export.
+    pub image_uuid: Uuid,
+    /// The container that receives `<uuid>.vhd` and its segments.
+    pub container: String,
+}
+
+impl ExportInput {
+    /// Builds the JSON input of an export task.
+    pub fn to_json(image: &str, container: &str) -> Value {
+        serde_json::json!({"image_uuid": image, "receiving_swift_container": container})
+    }
+
+    /// Parses and validates `{"image_uuid": ..., "receiving_swift_container": ...}`.
+    pub fn parse(input: &Value) -> Result<ExportInput> {
+        let obj = as_object(input)?;
+        only_keys(obj, &["image_uuid", "receiving_swift_container"], "input")?;
+        let id = string(obj, "image_uuid")?;
+        let image_uuid = Uuid::parse_str(id).map_err(|_| Error::input(format!("image_uuid {id:?} is not a UUID")))?;
+        let container = string(obj, "receiving_swift_container")?;
+        check_container_name(container)?;
+        Ok(ExportInput {
+            image_uuid,
+            container: container.to_string(),
+        })
+    }
+}
+
+/// Cloud Images refuses container names with `/`, `?` or `.` (and Swift's own limits).
+pub fn check_container_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(Error::input("receiving_swift_container must be 1-256 characters"));
+    }
+    if let Some(c) = name.chars().find(|c| matches!(c, '/' | '?' | '.')) {
+        return Err(Error::input(format!(
+            "receiving_swift_container {name:?} contains {c:?}; '/', '?' and '.' are not allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn as_object(v: &Value) -> Result<&Map<String, Value>> {
+    v.as_object().ok_or_else(|| Error::input("task input must be a JSON object"))
+}
+
+fn only_keys(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(Error::input(format!(
+            "{what} may only hold {}; {k:?} is not allowed",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn string<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str> {
+    obj.get(key)
+        .ok_or_else(|| Error::input(format!("{key} is missing")))?
+        .as_str()
+        .ok_or_else(|| Error::input(format!("{key} must be a string")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn import_input_is_strict() {
+        let ok = ImportInput::parse(&ImportInput::to_json("c", "a/b.vhd", "img")).unwrap();
+        assert_eq!((ok.container.as_str(), ok.object.as_str(), ok.name.as_str()), ("c", "a/b.vhd", "img"));
+        for bad in [
+            json!({"import_from": "c/o", "import_from_format": "vhd", "image_properties": {"name": "x", "os_type": "linux"}}),
+            json!({"import_from": "c", "import_from_format": "vhd", "image_properties": {"name": "x"}}),
+            json!({"import_from": "c/o", "import_from_format": "qcow2", "image_properties": {"name": "x"}}),
+            json!({"import_from": "c/o", "import_from_format": "vhd"}),
+            json!({"import_from": "c/o", "import_from_format": "vhd", "image_properties": {"name": "x"}, "x": 1}),
+            json!([1]),
+        ] {
+            let e = ImportInput::parse(&bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert_eq!(e.failure_code().code(), 111);
+        }
+    }
+
+    #[test]
+    fn export_input_checks_container_names() {
+        let id = "0b6a4b8e-3f6e-4f41-9c4f-2d8f5f3f0a11";
+        assert!(ExportInput::parse(&ExportInput::to_json(id, "exports")).is_ok());
+        for c in ["a/b", "a?b", "a.b", ""] {
+            assert!(ExportInput::parse(&ExportInput::to_json(id, c)).is_err(), "{c}");
+        }
+        assert!(ExportInput::parse(&ExportInput::to_json("nope", "c")).is_err());
+    }
+
+    #[test]
+    fn life_cycle_and_json_shape() {
+        let mut t = Task::new(TaskType::Import, ImportInput::to_json("c", "o", "n"), "me");
+        assert_eq!(t.status, TaskStatus::Pending);
+        t.start();
+        t.fail(&Error::rejected(FailureCode::HasParent, "c/o", "parent uuid ..."));
+        assert_eq!(t.failure_code(), Some(FailureCode::HasParent));
+        let v: Value = serde_json::from_str(&t.to_json()).unwrap();
+        for k in ["id", "type", "status", "input", "result", "owner", "message", "expires_at", "created_at", "updated_at", "self", "schema"] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert_eq!(v["status"], "failure");
+        assert_eq!(v["type"], "import");
+        let end = time::parse_iso8601(&t.updated_at).unwrap();
+        let exp = time::parse_iso8601(t.expires_at.as_deref().unwrap()).unwrap();
+        assert_eq!(exp.duration_since(end).unwrap(), time::TASK_TIME_TO_LIVE);
+        let back = Task::from_json(&t.to_json(), "x").unwrap();
+        assert_eq!(back, t);
+        let posted = Task::from_json(r#"{"type":"export","input":{"image_uuid":"u","receiving_swift_container":"c"}}"#, "o").unwrap();
+        assert_eq!(posted.status, TaskStatus::Pending);
+        assert_eq!(posted.owner, "o");
+    }
+}
