@@ -18,6 +18,9 @@ pub fn code_for(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<cloudimg_pipeline::Error>() {
             return ExitCode::from(if e.kind().is_data_error() { DATA } else { ENV });
         }
+        if let Some(e) = cause.downcast_ref::<cloudimg_tasks::Error>() {
+            return ExitCode::from(if e.kind().is_data_error() { DATA } else { ENV });
+        }
         if let Some(e) = cause.downcast_ref::<cloudimg_ova::Error>() {
             return ExitCode::from(if e.kind().is_data_error() { DATA } else { ENV });
         }

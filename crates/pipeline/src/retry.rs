@@ -53,7 +53,9 @@ impl RetryPolicy {
     }
 
     /// Runs `f` (given the 1-based attempt number) until it succeeds, fails permanently or
-    /// the attempts run out; the last transient error becomes [`ErrorKind::RetriesExhausted`].
+    /// the attempts run out; the last transient error becomes [`ErrorKind::RetriesExhausted`]
+    /// (with a single-attempt policy it stays [`ErrorKind::Transient`], so an outer loop
+    /// may still retry it).
     pub fn run<T>(&self, mut f: impl FnMut(u32) -> Result<T>) -> Result<T> {
         let max = self.max_attempts.max(1);
         let mut attempt = 1;
@@ -62,6 +64,9 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e) if e.kind().is_retryable() => {
                     if attempt >= max {
+                        if max == 1 {
+                            return Err(e);
+                        }
                         return Err(e
                             .with_kind(ErrorKind::RetriesExhausted)
                             .with_attempts(attempt));

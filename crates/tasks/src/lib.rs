@@ -21,11 +21,14 @@
 
 pub mod codes;
 pub mod error;
+pub mod export;
 pub mod imagestore;
 pub mod import;
 pub mod objectio;
+pub mod outvhd;
 pub mod package;
 pub mod progress;
+pub mod register;
 pub mod segments;
 pub mod task;
 pub mod time;

@@ -94,6 +94,12 @@ impl Uploader {
         Ok(())
     }
 
+    /// True when every submitted segment is confirmed, or one failed.
+    pub fn settled(&self) -> bool {
+        self.failed.lock().expect("not poisoned").is_some()
+            || self.done.lock().expect("not poisoned").len() == self.submitted as usize
+    }
+
     /// Segments submitted so far.
     pub fn submitted(&self) -> u32 {
         self.submitted

@@ -78,9 +78,15 @@ impl Bitmap {
         let full = if value { 0xffu8 } else { 0 };
         let mut s = start;
         while s < end {
-            if s % 8 == 0 && s + 8 <= end && self.bits[(s / 8) as usize] == full {
-                s += 8;
-                continue;
+            if s % 8 == 0 && s + 8 <= end {
+                // Skip whole bytes equal to `full` in one scan (vectorises).
+                let bytes = &self.bits[(s / 8) as usize..(end / 8) as usize];
+                let same = bytes.iter().position(|&b| b != full).unwrap_or(bytes.len());
+                s += same as u32 * 8;
+                if s >= end {
+                    break;
+                }
+                // Stopped at a mixed byte or the tail: go bit by bit.
             }
             if self.is_set(s) != value {
                 return s;
@@ -124,6 +130,19 @@ mod tests {
         assert_eq!(b.run_end(5, 10), 10);
         assert_eq!(b.count_set(), 4);
         assert!(!b.is_set(40));
+    }
+
+    #[test]
+    fn runs_across_whole_bytes() {
+        let mut b = Bitmap::filled(4096, true);
+        b.set(3000, false);
+        assert_eq!(b.run_end(0, 4096), 3000);
+        assert_eq!(b.run_end(3000, 4096), 3001);
+        assert_eq!(b.run_end(3001, 4096), 4096);
+        assert_eq!(b.run_end(8, 2999), 2999);
+        let e = Bitmap::filled(4096, false);
+        assert_eq!(e.run_end(0, 4096), 4096);
+        assert_eq!(e.run_end(5, 4093), 4093);
     }
 
     #[test]

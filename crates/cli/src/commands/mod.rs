@@ -8,5 +8,6 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod pack;
+mod taskcli;
 pub mod unpack;
 pub mod upload;

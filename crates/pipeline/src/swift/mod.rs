@@ -116,8 +116,35 @@ impl SwiftStore {
         body: Option<&dyn Body>,
         hash_body: bool,
     ) -> Result<(ureq::Response, Option<(String, u64)>)> {
+        self.request_with(self.retry, op, method, container, name, query, headers, body, hash_body)
+    }
+
+    /// A GET whose (small) body is read inside the retry loop, so a body cut short is
+    /// retried like any other transient failure.
+    fn request_read(&self, op: &str, container: &str, name: Option<&str>, query: &str) -> Result<(u16, Vec<u8>)> {
         let target = self.target(container, name);
         self.retry.run(|_| {
+            let (resp, _) = self.request_with(RetryPolicy::none(), op, "GET", container, name, query, &[], None, false)?;
+            let status = resp.status();
+            Ok((status, read_body(resp, 64 << 20, op, &target)?))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request_with(
+        &self,
+        policy: RetryPolicy,
+        op: &str,
+        method: &str,
+        container: &str,
+        name: Option<&str>,
+        query: &str,
+        headers: &[(&str, String)],
+        body: Option<&dyn Body>,
+        hash_body: bool,
+    ) -> Result<(ureq::Response, Option<(String, u64)>)> {
+        let target = self.target(container, name);
+        policy.run(|_| {
             let mut renewed = false;
             loop {
                 let (storage, token) = self.session()?;
@@ -380,12 +407,11 @@ impl ObjectStore for SwiftStore {
         if let Some(m) = marker {
             query.push_str(&format!("&marker={}", encode(m, false)));
         }
-        let (resp, _) = self.request("list", "GET", container, None, &query, &[], None, false)?;
+        let (status, body) = self.request_read("list", container, None, &query)?;
         let target = self.target(container, None);
-        if resp.status() == 204 {
+        if status == 204 {
             return Ok(ListPage::default());
         }
-        let body = read_body(resp, 64 << 20, "list", &target)?;
         #[derive(serde::Deserialize)]
         struct Item {
             name: Option<String>,
@@ -476,18 +502,13 @@ impl ObjectStore for SwiftStore {
     }
 
     fn get_slo_manifest(&self, path: &ObjectPath) -> Result<Vec<SegmentRef>> {
-        let (resp, _) = self.request(
+        let (_, body) = self.request_read(
             "get SLO manifest",
-            "GET",
             &path.container,
             Some(&path.name),
             "multipart-manifest=get",
-            &[],
-            None,
-            false,
         )?;
         let target = self.url(path);
-        let body = read_body(resp, 64 << 20, "get SLO manifest", &target)?;
         #[derive(serde::Deserialize)]
         struct Item {
             name: String,

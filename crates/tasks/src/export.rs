@@ -1,0 +1,299 @@
+//! The export task: an image -> one dynamic VHD as a DLO `<uuid>.vhd` over segments
+//! `<uuid>.vhd-00001`, ... in the receiving container.
+//!
+//! 1. Checks: the input (container name without `/`, `?`, `.`), the image exists, the
+//!    caller owns it, it is neither public nor shared, `com.rackspace__1__options` is
+//!    "0", the container exists.
+//! 2. The stored package is read front to back (its MD5 checked against the record) and
+//!    its layers are spooled to a temporary folder, removed on every path. (Packages
+//!    are single gzip streams; reading layers by range from an indexed package is the
+//!    planned fast path and is not done yet.)
+//! 3. The chain is planned as one dynamic VHD from its allocation map (metadata only:
+//!    what any layer allocates is allocated in the output) and uploaded as segments whose
+//!    bodies are ranges of that VHD regenerated on demand ([`crate::outvhd`]): reading
+//!    the layers, coalescing, hashing and several segment uploads overlap, and nothing
+//!    holds a segment in memory or writes a copy of the output.
+//! 4. The segment listing is verified (names, sizes, ETags), then the manifest is
+//!    written, last. Any failure removes the segments: no manifest, nothing left.
+//!
+//! A re-run of the same task starts over: it removes an existing `<uuid>.vhd` and its
+//! segments first, so the DLO never mixes segments of two runs.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::imagestore::{ImageRecord, ImageStore, Visibility};
+use crate::objectio::{ObjectIo, Piece};
+use crate::outvhd::{OutputView, RangeBody};
+use crate::progress::{Phase, Progress, ProgressFn};
+use crate::segments::{self, Uploader};
+use crate::task::{ExportInput, Task};
+use cloudimg_ova::xenserver::XenStream;
+use cloudimg_pipeline::{ObjectPath, ObjectStore};
+use cloudimg_vhd::write::{ChainSource, DynamicLayout, DynamicOptions};
+use cloudimg_vhd::{Chain, Image};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Cloud Images' export segment size.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 1_048_576_000;
+
+/// Export settings.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Bytes per segment.
+    pub segment_size: u64,
+    /// Segment uploads in flight.
+    pub upload_jobs: usize,
+    /// Where legacy packages are spooled (the system temporary folder by default).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            upload_jobs: 2,
+            temp_dir: None,
+        }
+    }
+}
+
+/// What a successful export made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportOutcome {
+    /// `<container>/<uuid>.vhd`.
+    pub export_location: String,
+    /// Bytes of the VHD.
+    pub size: u64,
+    /// Segments written.
+    pub segments: usize,
+}
+
+/// Runs an export task to its end: `task` goes through processing to success (result
+/// `{"export_location": ...}`) or failure. `dest` is the store holding the receiving
+/// container.
+pub fn run(
+    task: &mut Task,
+    images: &ImageStore,
+    dest: &Arc<dyn ObjectStore>,
+    opts: &ExportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ExportOutcome> {
+    task.start();
+    match export(task, images, dest, opts, progress) {
+        Ok(out) => {
+            task.succeed(serde_json::json!({"export_location": out.export_location}));
+            Ok(out)
+        }
+        Err(e) => {
+            task.fail(&e);
+            Err(e)
+        }
+    }
+}
+
+/// Checks that `owner` may export `rec`.
+pub fn check_exportable(rec: &ImageRecord, owner: &str) -> Result<()> {
+    let forbid = |why: String| Err(Error::new(ErrorKind::Forbidden, "export", rec.id.clone(), why));
+    if rec.owner != owner {
+        return forbid(format!("image belongs to {}, not {owner}", rec.owner));
+    }
+    match rec.visibility {
+        Visibility::Public | Visibility::Shared | Visibility::Community => {
+            return forbid(format!("{:?} images cannot be exported", rec.visibility).to_lowercase())
+        }
+        Visibility::Private => {}
+    }
+    if rec.options() != "0" {
+        return forbid(format!("{} is {:?}; only \"0\" may be exported", crate::imagestore::OPTIONS_PROPERTY, rec.options()));
+    }
+    if rec.status != "active" {
+        return forbid(format!("image status is {}", rec.status));
+    }
+    Ok(())
+}
+
+fn export(
+    task: &Task,
+    images: &ImageStore,
+    dest: &Arc<dyn ObjectStore>,
+    opts: &ExportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<ExportOutcome> {
+    let input = ExportInput::parse(&task.input)?;
+    if opts.segment_size == 0 || opts.segment_size > 5 << 30 {
+        return Err(Error::input("segment size must be 1 byte to 5 GiB"));
+    }
+    progress(Progress { phase: Phase::Checking, done: 0, total: 0 });
+    let rec = images.require(&input.image_uuid)?;
+    check_exportable(&rec, &task.owner)?;
+    let exists = dest
+        .container_exists(&input.container)
+        .map_err(|e| Error::store("check container", &input.container, e))?;
+    if !exists {
+        return Err(Error::new(ErrorKind::NotFound, "export", &input.container, "the receiving container does not exist"));
+    }
+    let tmp = match &opts.temp_dir {
+        Some(d) => tempfile::Builder::new().prefix("cloudimg-export-").tempdir_in(d),
+        None => tempfile::Builder::new().prefix("cloudimg-export-").tempdir(),
+    }
+    .map_err(|e| Error::io("create temporary folder", "", e))?;
+    let chain = Arc::new(spool_chain(images, &rec, tmp.path(), progress)?);
+    let name = format!("{}.vhd", input.image_uuid);
+    let url = dest.url(&ObjectPath::new(&input.container, &name));
+    let layout = DynamicLayout::plan(
+        &mut ChainSource::new(&chain),
+        &DynamicOptions { keep_zero_blocks: true, ..DynamicOptions::default() },
+    )
+    .map_err(|e| Error::vhd("plan export", &url, e))?;
+    let view = Arc::new(OutputView::new(layout, chain.clone()).map_err(|e| Error::io("plan export", &url, e))?);
+    segments::delete_prefix(&**dest, &input.container, &name)?;
+    let written = upload(dest, &input.container, &name, &view, opts, progress);
+    let result = written.and_then(|n| {
+        progress(Progress { phase: Phase::Verifying, done: 0, total: 0 });
+        finish(&**dest, &input.container, &name, &view, &n)?;
+        Ok(n.len())
+    });
+    drop(tmp);
+    match result {
+        Ok(n) => Ok(ExportOutcome {
+            export_location: format!("{}/{name}", input.container),
+            size: view.len(),
+            segments: n,
+        }),
+        Err(e) => {
+            // No manifest was written (it is the last step); remove the segments.
+            let _ = segments::delete_prefix(&**dest, &input.container, &name);
+            Err(e)
+        }
+    }
+}
+
+/// Uploads the view as segments, reporting progress while the workers run.
+fn upload(
+    dest: &Arc<dyn ObjectStore>,
+    container: &str,
+    name: &str,
+    view: &Arc<OutputView>,
+    opts: &ExportOptions,
+    progress: ProgressFn<'_>,
+) -> Result<Vec<segments::Written>> {
+    let total = view.len();
+    let count = total.div_ceil(opts.segment_size);
+    // Bodies are lazy ranges, so queueing them all costs nothing.
+    let mut up = Uploader::new(dest.clone(), container, name, opts.upload_jobs, count as usize);
+    for k in 0..count {
+        let offset = k * opts.segment_size;
+        let body = RangeBody { view: view.clone(), offset, len: opts.segment_size.min(total - offset) };
+        up.submit(Box::new(body))?;
+    }
+    while !up.settled() {
+        progress(Progress { phase: Phase::Transferring, done: view.produced().min(total), total });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    progress(Progress { phase: Phase::Transferring, done: total, total });
+    up.finish()
+}
+
+/// Verifies the segments, then writes the manifest and checks what it serves.
+fn finish(dest: &dyn ObjectStore, container: &str, name: &str, view: &OutputView, written: &[segments::Written]) -> Result<()> {
+    let prefix = format!("{name}-");
+    let sum: u64 = written.iter().map(|w| w.size).sum();
+    if sum != view.len() {
+        return Err(Error::new(ErrorKind::Store, "verify export", name, format!("segments hold {sum} bytes, expected {}", view.len())));
+    }
+    segments::verify_listing(dest, container, &prefix, written)?;
+    let path = ObjectPath::new(container, name);
+    dest.put_dlo_manifest(&path, container, &prefix)
+        .map_err(|e| Error::store("write manifest", dest.url(&path), e))?;
+    let info = dest.head(&path).map_err(|e| Error::store("verify export", dest.url(&path), e))?;
+    if info.size != 0 && info.size != view.len() {
+        let _ = dest.delete(&path);
+        return Err(Error::new(
+            ErrorKind::Store,
+            "verify export",
+            dest.url(&path),
+            format!("the manifest serves {} bytes, expected {}", info.size, view.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the image's package once, checking its MD5 against the record, and writes
+/// its layers into `dir`; returns the chain (leaf first).
+fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, progress: ProgressFn<'_>) -> Result<Chain> {
+    let store = images.object_store().clone();
+    let pkg = ObjectPath::new(images.container(), &rec.package.object);
+    let url = images.url(&pkg);
+    let pieces = if rec.package.segments.is_empty() {
+        vec![Piece { path: pkg.clone(), start: 0, len: rec.size }]
+    } else {
+        let mut start = 0;
+        rec.package
+            .segments
+            .iter()
+            .map(|s| {
+                let p = Piece { path: ObjectPath::new(images.container(), &s.name), start, len: s.size };
+                start += s.size;
+                p
+            })
+            .collect()
+    };
+    let io = Arc::new(ObjectIo::from_pieces(store, url.clone(), pieces));
+    if cloudimg_vhd::LayerIo::len(&*io) != rec.size {
+        return Err(Error::new(ErrorKind::Corrupt, "read package", &url, "segments do not add up to the recorded size"));
+    }
+    let limits = cloudimg_ova::Limits {
+        // Our own packages: sparse dynamic disks compress far beyond the bomb ratio.
+        max_ratio: 2000,
+        ..cloudimg_ova::Limits::default()
+    };
+    let mut xs = XenStream::new(io.stream(), limits).map_err(|e| map_pkg(&url, e))?;
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut done = 0u64;
+    while let Some(mut m) = xs.next_member().map_err(|e| map_pkg(&url, e))? {
+        let path = dir.join(format!("layer-{}.vhd", files.len()));
+        let mut f = std::fs::File::create(&path).map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = std::io::Read::read(&mut m, &mut buf).map_err(|e| crate::error::from_io("read package", &url, e))?;
+            if n == 0 {
+                break;
+            }
+            f.write_all(&buf[..n]).map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
+            done += n as u64;
+            progress(Progress { phase: Phase::Spooling, done, total: 0 });
+        }
+        files.push((m.archive_name().to_string(), path));
+    }
+    let (members, stats) = xs.finish().map_err(|e| map_pkg(&url, e))?;
+    if stats.md5 != rec.checksum {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "read package",
+            &url,
+            format!("MD5 {} differs from the record's checksum {}", stats.md5, rec.checksum),
+        ));
+    }
+    let mut layers = Vec::new();
+    for m in &members {
+        let (_, path) = files
+            .iter()
+            .find(|(n, _)| *n == m.archive_name)
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "read package", &url, format!("{} was not read", m.archive_name)))?;
+        layers.push(Image::open(path).map_err(|e| Error::vhd("open layer", &m.archive_name, e))?);
+    }
+    Chain::from_images(layers).map_err(|e| Error::vhd("open chain", &url, e))
+}
+
+fn map_pkg(url: &str, e: cloudimg_ova::Error) -> Error {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = src {
+        if let Some(ours) = s.downcast_ref::<Error>() {
+            return Error::new(ours.kind(), "read package", url, ours.to_string());
+        }
+        src = s.source();
+    }
+    Error::package("read package", url, e)
+}

@@ -1,0 +1,118 @@
+//! Helpers shared by the task tests: fixture paths, local stores, reading a stored
+//! package or an exported DLO back, and comparing virtual disks.
+#![allow(dead_code)]
+
+use cloudimg_ova::xenserver::XenStream;
+use cloudimg_pipeline::local::LocalStore;
+use cloudimg_pipeline::{FileRange, ObjectPath, ObjectStore, PutOptions};
+use cloudimg_tasks::{ImageRecord, ImageStore};
+use cloudimg_vhd::{Chain, ChainOptions, Image};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub fn fixture(name: &str) -> PathBuf {
+    cloudimg_fixtures::env::workspace_root().join("fixtures").join(name)
+}
+
+pub fn local(dir: &Path) -> Arc<dyn ObjectStore> {
+    Arc::new(LocalStore::new(dir).unwrap())
+}
+
+/// Uploads a local file as `container/name`.
+pub fn put_file(store: &dyn ObjectStore, container: &str, name: &str, file: &Path) {
+    store.ensure_container(container).unwrap();
+    let f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len();
+    let body = FileRange { file: Arc::new(f), offset: 0, len };
+    store.put(&ObjectPath::new(container, name), &body, &PutOptions::default()).unwrap();
+}
+
+/// Downloads a whole object (large objects concatenated by the store) into `dest`.
+pub fn get_file(store: &dyn ObjectStore, path: &ObjectPath, dest: &Path) {
+    let s = store.get(path, None).unwrap();
+    let mut out = std::fs::File::create(dest).unwrap();
+    let mut r = s.reader;
+    let n = std::io::copy(&mut r, &mut out).unwrap();
+    assert_eq!(n, s.len);
+}
+
+/// Unpacks an image's package into `dir`, returning the layer files leaf first.
+pub fn unpack_image(images: &ImageStore, rec: &ImageRecord, dir: &Path) -> Vec<PathBuf> {
+    let store = images.object_store();
+    let s = store.get(&ObjectPath::new(images.container(), &rec.package.object), None).unwrap();
+    assert_eq!(s.len, rec.size);
+    let limits = cloudimg_ova::Limits { max_ratio: 5000, ..Default::default() };
+    let mut xs = XenStream::new(s.reader, limits).unwrap();
+    let mut files = Vec::new();
+    while let Some(mut m) = xs.next_member().unwrap() {
+        let p = dir.join(format!("m{}", files.len()));
+        let mut f = std::fs::File::create(&p).unwrap();
+        std::io::copy(&mut m, &mut f).unwrap();
+        files.push((m.archive_name().to_string(), p));
+    }
+    let (chain, stats) = xs.finish().unwrap();
+    assert_eq!(stats.md5, rec.checksum, "record checksum is the package MD5");
+    chain
+        .iter()
+        .map(|m| files.iter().find(|(n, _)| *n == m.archive_name).unwrap().1.clone())
+        .collect()
+}
+
+pub fn open_chain(layers: &[PathBuf]) -> Chain {
+    Chain::from_images(layers.iter().map(|p| Image::open(p).unwrap()).collect()).unwrap()
+}
+
+pub fn open_leaf(leaf: &Path) -> Chain {
+    Chain::open(leaf, &ChainOptions::default()).unwrap()
+}
+
+/// Asserts two virtual disks hold the same bytes.
+pub fn assert_same_disk(a: &Chain, b: &Chain) {
+    assert_eq!(a.virtual_size(), b.virtual_size(), "virtual sizes differ");
+    let size = a.virtual_size();
+    let mut x = vec![0u8; 1 << 20];
+    let mut y = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < size {
+        let n = (size - off).min(x.len() as u64) as usize;
+        a.read_at(off, &mut x[..n]).unwrap();
+        b.read_at(off, &mut y[..n]).unwrap();
+        assert!(x[..n] == y[..n], "virtual disks differ in the MiB at {off}");
+        off += n as u64;
+    }
+}
+
+/// Makes a XenServer package of a chain (leaf first) the way os-xenapi does:
+/// `tar -zc --directory=DIR .` over `0.vhd`, `1.vhd`, ...; None when tar is missing.
+pub fn tar_package(layers: &[PathBuf], dir: &Path) -> Option<PathBuf> {
+    if !cloudimg_fixtures::env::require_tool("tar") {
+        return None;
+    }
+    let staging = dir.join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    for (i, l) in layers.iter().enumerate() {
+        std::fs::copy(l, staging.join(format!("{i}.vhd"))).unwrap();
+    }
+    let out = dir.join("package.tgz");
+    let st = std::process::Command::new("tar")
+        .arg("-zcf")
+        .arg(&out)
+        .arg(format!("--directory={}", staging.display()))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Some(out)
+}
+
+/// The shipped chain, leaf first.
+pub fn chain_layers() -> Vec<PathBuf> {
+    ["leaf.vhd", "mid.vhd", "base.vhd"].iter().map(|n| fixture(&format!("chain/{n}"))).collect()
+}
+
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v).unwrap();
+    v
+}

@@ -1,0 +1,261 @@
+//! Import and export end to end against local-directory stores: the virtual disk that
+//! goes in comes out, every failure code is provoked, a failure mid-export leaves no
+//! manifest and no segments, and a re-run of the same task resumes.
+
+mod common;
+
+use cloudimg_pipeline::{ObjectPath, ObjectStore};
+use cloudimg_tasks::export::{self, ExportOptions};
+use cloudimg_tasks::import::{self, ImportOptions};
+use cloudimg_tasks::{progress, ErrorKind, ExportInput, FailureCode, ImageStore, ImportInput, Task, TaskStatus, TaskType};
+use common::*;
+use std::sync::Arc;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    src: Arc<dyn ObjectStore>,
+    images: ImageStore,
+    dest: Arc<dyn ObjectStore>,
+    root: std::path::PathBuf,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let src = local(&dir.path().join("src"));
+    let images = ImageStore::open(dir.path().join("store").to_str().unwrap()).unwrap();
+    let dest = local(&dir.path().join("dest"));
+    dest.ensure_container("exports").unwrap();
+    Env { root: dir.path().to_path_buf(), _dir: dir, src, images, dest }
+}
+
+fn import_file(e: &Env, file: &std::path::Path, opts: &ImportOptions) -> (Task, cloudimg_tasks::Result<import::ImportOutcome>) {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    put_file(&*e.src, "uploads", name, file);
+    let mut task = Task::new(TaskType::Import, ImportInput::to_json("uploads", name, "my image"), "tenant1");
+    let r = import::run(&mut task, &e.src, &e.images, opts, progress::silent());
+    (task, r)
+}
+
+fn export_image(e: &Env, id: &str, opts: &ExportOptions) -> (Task, cloudimg_tasks::Result<export::ExportOutcome>) {
+    let mut task = Task::new(TaskType::Export, ExportInput::to_json(id, "exports"), "tenant1");
+    let r = export::run(&mut task, &e.images, &e.dest, opts, progress::silent());
+    (task, r)
+}
+
+/// Every object in a local store's container (names).
+fn names(store: &dyn ObjectStore, container: &str) -> Vec<String> {
+    cloudimg_pipeline::list_all(store, container, "").unwrap().into_iter().map(|e| e.name).collect()
+}
+
+#[test]
+fn import_then_export_keeps_the_virtual_disk() {
+    let e = env();
+    for f in ["fixed.vhd", "dynamic-qemu.vhd", "dynamic-vhdutil.vhd", "dynamic-hyperv.vhd"] {
+        let src = fixture(f);
+        let (task, r) = import_file(&e, &src, &ImportOptions::default());
+        let out = r.unwrap_or_else(|err| panic!("{f}: {err}"));
+        assert_eq!(task.status, TaskStatus::Success);
+        assert_eq!(task.result.as_ref().unwrap()["image_id"], out.image_id.to_string());
+        assert!(task.expires_at.is_some());
+        let rec = e.images.require(&out.image_id).unwrap();
+        assert_eq!((rec.disk_format.as_str(), rec.container_format.as_str()), ("vhd", "ovf"));
+        assert_eq!(rec.options(), "0");
+        assert_eq!(rec.owner, "tenant1");
+        assert_eq!(rec.os_hash_algo, "sha512");
+        let tmp = tempfile::tempdir().unwrap();
+        let layers = unpack_image(&e.images, &rec, tmp.path());
+        assert_eq!(layers.len(), 1);
+        let stored = open_chain(&layers);
+        let original = open_leaf(&src);
+        assert_same_disk(&stored, &original);
+        assert_eq!(rec.virtual_size, original.virtual_size());
+        // The stored VHD is dynamic and sparse.
+        assert_eq!(stored.leaf().disk_type(), cloudimg_vhd::DiskType::Dynamic);
+
+        let (task, r) = export_image(&e, &rec.id, &ExportOptions::default());
+        let out = r.unwrap_or_else(|err| panic!("export {f}: {err}"));
+        assert_eq!(task.result.as_ref().unwrap()["export_location"], format!("exports/{}.vhd", rec.id));
+        assert_eq!(out.segments, 1);
+        let got = tmp.path().join("exported.vhd");
+        get_file(&*e.dest, &ObjectPath::new("exports", format!("{}.vhd", rec.id)), &got);
+        let exported = open_leaf(&got);
+        assert_eq!(exported.leaf().disk_type(), cloudimg_vhd::DiskType::Dynamic);
+        assert_same_disk(&exported, &original);
+    }
+}
+
+#[test]
+fn fixed_import_drops_zero_blocks() {
+    let e = env();
+    let src = fixture("fixed.vhd");
+    let (_, r) = import_file(&e, &src, &ImportOptions::default());
+    let rec = e.images.require(&r.unwrap().image_id).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let stored = open_chain(&unpack_image(&e.images, &rec, tmp.path()));
+    let original = open_leaf(&src);
+    // Every allocated block of the output holds data.
+    let img = stored.leaf();
+    let bs = img.block_size().unwrap() as u64;
+    let mut buf = vec![0u8; bs as usize];
+    for (b, &entry) in img.bat().iter().enumerate() {
+        if entry == u32::MAX {
+            continue;
+        }
+        let off = b as u64 * bs;
+        let n = (original.virtual_size() - off).min(bs) as usize;
+        stored.read_at(off, &mut buf[..n]).unwrap();
+        assert!(buf[..n].iter().any(|&x| x != 0), "block {b} allocated but zero");
+    }
+}
+
+#[test]
+fn chain_package_exports_as_one_vhd_in_segments() {
+    let e = env();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(pkg) = tar_package(&chain_layers(), tmp.path()) else { return };
+    let rec = cloudimg_tasks::register::register_package(&e.images, &pkg, "chain", "tenant1").unwrap();
+    assert_eq!(rec.package.layers.len(), 3);
+    // Small segments so the DLO has several.
+    let opts = ExportOptions { segment_size: 100_000, ..Default::default() };
+    let (task, r) = export_image(&e, &rec.id, &opts);
+    let out = r.unwrap();
+    assert_eq!(task.status, TaskStatus::Success);
+    assert!(out.segments > 2, "{} segments", out.segments);
+    let listed = names(&*e.dest, "exports");
+    let base = format!("{}.vhd", rec.id);
+    assert_eq!(listed.len(), out.segments + 1);
+    assert_eq!(listed[0], base);
+    for (k, n) in listed[1..].iter().enumerate() {
+        assert_eq!(*n, format!("{base}-{:05}", k + 1));
+    }
+    let got = tmp.path().join("exported.vhd");
+    get_file(&*e.dest, &ObjectPath::new("exports", &base), &got);
+    assert_eq!(std::fs::metadata(&got).unwrap().len(), out.size);
+    let exported = open_leaf(&got);
+    assert_same_disk(&exported, &open_leaf(&fixture("chain/leaf.vhd")));
+    // Export again (same task input): starts over, same content, no stray segments.
+    let (_, r) = export_image(&e, &rec.id, &opts);
+    let again = r.unwrap();
+    assert_eq!(names(&*e.dest, "exports").len(), again.segments + 1);
+}
+
+#[test]
+fn each_failure_code_is_reported() {
+    let e = env();
+    let tmp = tempfile::tempdir().unwrap();
+    let dynamic = fixture("dynamic-qemu.vhd");
+    let patch = |name: &str, f: &dyn Fn(&mut cloudimg_vhd::Footer)| {
+        let mut bytes = std::fs::read(&dynamic).unwrap();
+        let len = bytes.len();
+        let mut footer = cloudimg_vhd::Footer::parse(bytes[len - 512..].try_into().unwrap()).unwrap();
+        f(&mut footer);
+        let raw = footer.seal();
+        bytes[len - 512..].copy_from_slice(&raw);
+        bytes[..512].copy_from_slice(&raw);
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let junk = tmp.path().join("junk.vhd");
+    std::fs::write(&junk, vec![0x5au8; 70_000]).unwrap();
+    let cases: Vec<(std::path::PathBuf, ImportOptions, FailureCode)> = vec![
+        (junk, ImportOptions::default(), FailureCode::NotVhd),
+        (fixture("corrupt/truncated.vhd"), ImportOptions::default(), FailureCode::NotVhd),
+        (patch("type5.vhd", &|f| f.disk_type = cloudimg_vhd::DiskType::Other(5)), ImportOptions::default(), FailureCode::NotFixedOrDynamic),
+        (fixture("chain/leaf.vhd"), ImportOptions::default(), FailureCode::HasParent),
+        (patch("nil.vhd", &|f| f.uuid = uuid::Uuid::nil()), ImportOptions::default(), FailureCode::NullUuid),
+        (dynamic.clone(), ImportOptions { max_virtual_size: 1 << 20, ..Default::default() }, FailureCode::VirtualSizeTooLarge),
+        (dynamic.clone(), ImportOptions { max_physical_size: 4096, ..Default::default() }, FailureCode::PhysicalSizeTooLarge),
+    ];
+    for (file, opts, code) in cases {
+        let (task, r) = import_file(&e, &file, &opts);
+        let err = r.unwrap_err();
+        assert_eq!(err.failure_code(), code, "{}: {err}", file.display());
+        assert!(err.kind().is_data_error());
+        assert_eq!(task.status, TaskStatus::Failure);
+        assert_eq!(task.failure_code(), Some(code), "{}", task.message);
+        assert!(task.message.starts_with(&code.code().to_string()), "{}", task.message);
+        assert!(task.result.is_none());
+    }
+    // 111: a property other than name.
+    put_file(&*e.src, "uploads", "ok.vhd", &dynamic);
+    let input = serde_json::json!({"import_from": "uploads/ok.vhd", "import_from_format": "vhd",
+        "image_properties": {"name": "x", "os_distro": "ubuntu"}});
+    let mut task = Task::new(TaskType::Import, input, "tenant1");
+    let err = import::run(&mut task, &e.src, &e.images, &ImportOptions::default(), progress::silent()).unwrap_err();
+    assert_eq!(err.failure_code(), FailureCode::Unspecified);
+    assert_eq!(task.failure_code(), Some(FailureCode::Unspecified));
+    // Missing object: 111, not a data error.
+    let mut task = Task::new(TaskType::Import, ImportInput::to_json("uploads", "nope.vhd", "x"), "t");
+    let err = import::run(&mut task, &e.src, &e.images, &ImportOptions::default(), progress::silent()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // Nothing of the failed imports is in the store.
+    assert_eq!(names(&**e.images.object_store(), "images"), Vec::<String>::new());
+}
+
+#[test]
+fn export_refusals() {
+    let e = env();
+    let (_, r) = import_file(&e, &fixture("dynamic-qemu.vhd"), &ImportOptions::default());
+    let id = r.unwrap().image_id;
+    let mut rec = e.images.require(&id).unwrap();
+    // Not the owner.
+    let mut task = Task::new(TaskType::Export, ExportInput::to_json(&rec.id, "exports"), "someone-else");
+    let err = export::run(&mut task, &e.images, &e.dest, &ExportOptions::default(), progress::silent()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    assert_eq!(task.failure_code(), Some(FailureCode::Unspecified));
+    // Missing container; bad container names.
+    let mut task = Task::new(TaskType::Export, ExportInput::to_json(&rec.id, "nocontainer"), "tenant1");
+    assert_eq!(export::run(&mut task, &e.images, &e.dest, &ExportOptions::default(), progress::silent()).unwrap_err().kind(), ErrorKind::NotFound);
+    for bad in ["a.b", "a/b", "a?b"] {
+        let mut task = Task::new(TaskType::Export, ExportInput::to_json(&rec.id, bad), "tenant1");
+        let err = export::run(&mut task, &e.images, &e.dest, &ExportOptions::default(), progress::silent()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+    }
+    // Public, shared, options != 0.
+    for change in 0..3 {
+        let mut r2 = rec.clone();
+        match change {
+            0 => r2.visibility = cloudimg_tasks::Visibility::Public,
+            1 => r2.visibility = cloudimg_tasks::Visibility::Shared,
+            _ => {
+                r2.properties.insert(cloudimg_tasks::imagestore::OPTIONS_PROPERTY.into(), "1".into());
+            }
+        }
+        e.images.put_record(&r2).unwrap();
+        let (_, r) = export_image(&e, &rec.id, &ExportOptions::default());
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Forbidden, "change {change}");
+    }
+    rec.properties.clear();
+    e.images.put_record(&rec).unwrap();
+    let (_, r) = export_image(&e, &rec.id, &ExportOptions::default());
+    r.unwrap();
+    // Unknown image.
+    let (_, r) = export_image(&e, &uuid::Uuid::new_v4().to_string(), &ExportOptions::default());
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn rerun_of_an_import_task_resumes() {
+    let e = env();
+    let src = fixture("dynamic-vhdutil.vhd");
+    put_file(&*e.src, "uploads", "a.vhd", &src);
+    let mut t1 = Task::new(TaskType::Import, ImportInput::to_json("uploads", "a.vhd", "a"), "tenant1");
+    let first = import::run(&mut t1, &e.src, &e.images, &ImportOptions::default(), progress::silent()).unwrap();
+    let mut t2 = Task::with_id(t1.id.clone(), TaskType::Import, t1.input.clone(), "tenant1");
+    let again = import::run(&mut t2, &e.src, &e.images, &ImportOptions::default(), progress::silent()).unwrap();
+    assert_eq!(first.image_id, again.image_id);
+    assert!(again.resumed);
+    assert_eq!(e.images.list().unwrap().len(), 1);
+    // Debris of a killed run (a package without a record) is cleared by the re-run.
+    let mut t3 = Task::new(TaskType::Import, ImportInput::to_json("uploads", "a.vhd", "b"), "tenant1");
+    let id3 = import::image_id_for(&t3);
+    let debris = e.images.package_path(&id3);
+    e.images.object_store().put(&debris, &b"half a package".to_vec(), &Default::default()).unwrap();
+    let out = import::run(&mut t3, &e.src, &e.images, &ImportOptions::default(), progress::silent()).unwrap();
+    assert_eq!(out.image_id, id3);
+    let rec = e.images.require(&id3).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    assert_same_disk(&open_chain(&unpack_image(&e.images, &rec, tmp.path())), &open_leaf(&src));
+    let _ = e.root;
+}
