@@ -100,7 +100,7 @@ fn allocation_map(c: &mut Criterion) {
     for (name, every, bitmap) in [
         ("empty", 0u32, 0xFFu8),
         ("every_10th_full", 10, 0xFF),
-        ("every_100th_alternating", 100, 0xAA),
+        ("every_1000th_alternating", 1000, 0xAA),
     ] {
         let open = || {
             let io = SyntheticVhd::new(BIG_BAT, BLOCK, every, bitmap);

@@ -145,7 +145,10 @@ pub fn plan(store: &dyn ObjectStore, src: &ObjectPath) -> Result<Plan> {
                     ErrorKind::Integrity,
                     "download",
                     &url,
-                    format!("SLO manifest lists {size} bytes, server reports {}", info.size),
+                    format!(
+                        "SLO manifest lists {size} bytes, server reports {}",
+                        info.size
+                    ),
                 ));
             }
             Ok(Plan {
@@ -179,7 +182,11 @@ pub fn plan(store: &dyn ObjectStore, src: &ObjectPath) -> Result<Plan> {
 
 /// When every segment name ends in digits of one width after the prefix (Cloud Images'
 /// `-00001`, python-swiftclient's `/00000000`), the numbers must run without gaps.
-fn check_contiguous<'a>(url: &str, prefix: &str, names: impl Iterator<Item = &'a str>) -> Result<()> {
+fn check_contiguous<'a>(
+    url: &str,
+    prefix: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<()> {
     let mut nums = Vec::new();
     for n in names {
         let tail = &n[prefix.len().min(n.len())..];
@@ -188,7 +195,11 @@ fn check_contiguous<'a>(url: &str, prefix: &str, names: impl Iterator<Item = &'a
             return Ok(());
         }
         // Only the final path component may vary (same directory prefix for every segment).
-        nums.push((tail.len() - digits.len(), tail[..tail.len() - digits.len()].to_string(), digits.parse::<u64>().unwrap_or(0)));
+        nums.push((
+            tail.len() - digits.len(),
+            tail[..tail.len() - digits.len()].to_string(),
+            digits.parse::<u64>().unwrap_or(0),
+        ));
     }
     if nums.is_empty() {
         return Err(Error::new(
@@ -303,7 +314,9 @@ pub fn download(
                 }
             }
             while outcome.is_ok() {
-                let Some(buf) = ready.remove(&want) else { break };
+                let Some(buf) = ready.remove(&want) else {
+                    break;
+                };
                 let p = &pieces[want];
                 std::thread::scope(|h| {
                     h.spawn(|| seg_md5.update(&buf));
@@ -352,7 +365,8 @@ pub fn download(
         outcome
     });
     result?;
-    out.flush().map_err(|e| Error::io("download", "output", e))?;
+    out.flush()
+        .map_err(|e| Error::io("download", "output", e))?;
     if written != plan.size {
         return Err(Error::new(
             ErrorKind::Integrity,

@@ -95,7 +95,11 @@ pub fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
             let hexval = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
             out.push(hexval(b[i + 1]) << 4 | hexval(b[i + 2]));
             i += 3;
@@ -108,7 +112,12 @@ pub fn decode(s: &str) -> String {
 }
 
 /// Reads at most `max` bytes of a response body as a string.
-pub(crate) fn read_body(resp: ureq::Response, max: u64, op: &str, target: &str) -> crate::Result<Vec<u8>> {
+pub(crate) fn read_body(
+    resp: ureq::Response,
+    max: u64,
+    op: &str,
+    target: &str,
+) -> crate::Result<Vec<u8>> {
     let mut buf = Vec::new();
     resp.into_reader()
         .take(max + 1)

@@ -385,7 +385,10 @@ pub fn get_bytes(store: &dyn ObjectStore, path: &ObjectPath, max: u64) -> Result
             ErrorKind::Usage,
             "get",
             store.url(path),
-            format!("object is {} bytes, more than the {max} allowed here", s.len),
+            format!(
+                "object is {} bytes, more than the {max} allowed here",
+                s.len
+            ),
         ));
     }
     let mut buf = Vec::with_capacity(s.len as usize);

@@ -242,10 +242,7 @@ impl SegmentLayout {
                         .segment_container
                         .clone()
                         .unwrap_or_else(|| format!("{}_segments", dest.container)),
-                    prefix: format!(
-                        "{}/{slo}{mtime}/{size}/{}/",
-                        dest.name, opts.segment_size
-                    ),
+                    prefix: format!("{}/{slo}{mtime}/{size}/{}/", dest.name, opts.segment_size),
                     first_index: 0,
                     digits: 8,
                 })
@@ -558,12 +555,13 @@ pub fn upload(
                         etag: job.md5.clone(),
                         skipped: true,
                     }),
-                    _ => store_segment(store, dest, &layout, upload_id.as_deref(), &job, body)
-                        .map(|etag| Done {
+                    _ => store_segment(store, dest, &layout, upload_id.as_deref(), &job, body).map(
+                        |etag| Done {
                             size: len,
                             etag,
                             skipped: false,
-                        }),
+                        },
+                    ),
                 };
                 if let JobBody::Buf(b) = job.body {
                     pool.give(b);
@@ -838,7 +836,9 @@ fn store_segment(
     body: &dyn Body,
 ) -> Result<String> {
     let r = match upload_id {
-        Some(id) => store.multipart_put_part(dest, id, job.index as u32 + 1, body, Some(&job.md5))?,
+        Some(id) => {
+            store.multipart_put_part(dest, id, job.index as u32 + 1, body, Some(&job.md5))?
+        }
         None => store.put(
             &ObjectPath::new(&layout.container, layout.name(job.index)),
             body,
@@ -906,10 +906,14 @@ fn single_put_file(
     };
     let mut whole = MultiHasher::new();
     let mut seg = Md5::new();
-    let mut r = range.reader().map_err(|e| Error::io("upload", "input", e))?;
+    let mut r = range
+        .reader()
+        .map_err(|e| Error::io("upload", "input", e))?;
     let mut chunk = vec![0u8; 4 << 20];
     loop {
-        let k = r.read(&mut chunk).map_err(|e| Error::io("upload", "input", e))?;
+        let k = r
+            .read(&mut chunk)
+            .map_err(|e| Error::io("upload", "input", e))?;
         if k == 0 {
             break;
         }
@@ -945,7 +949,12 @@ fn single_put_file(
     })
 }
 
-fn verify_single(store: &dyn ObjectStore, dest: &ObjectPath, len: u64, md5: &str) -> Result<String> {
+fn verify_single(
+    store: &dyn ObjectStore,
+    dest: &ObjectPath,
+    len: u64,
+    md5: &str,
+) -> Result<String> {
     eventually(store.retry_policy(), |_| {
         let i = store.head(dest)?;
         if i.size != len || i.etag.as_deref() != Some(md5) {
@@ -1090,7 +1099,10 @@ fn verify_multipart(
                 ErrorKind::Transient,
                 "verify",
                 store.url(dest),
-                format!("object is {} bytes with ETag {etag}, expected {total} with {want}", info.size),
+                format!(
+                    "object is {} bytes with ETag {etag}, expected {total} with {want}",
+                    info.size
+                ),
             ));
         }
         Ok(etag)

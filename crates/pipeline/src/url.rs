@@ -100,7 +100,10 @@ fn local_location(path: &Path) -> Result<Location> {
     };
     let name = abs.file_name().and_then(|s| s.to_str()).ok_or_else(bad)?;
     let parent = abs.parent().ok_or_else(bad)?;
-    let container = parent.file_name().and_then(|s| s.to_str()).ok_or_else(bad)?;
+    let container = parent
+        .file_name()
+        .and_then(|s| s.to_str())
+        .ok_or_else(bad)?;
     let root = parent.parent().ok_or_else(bad)?;
     Ok(Location::Local {
         root: root.to_path_buf(),

@@ -75,7 +75,9 @@ fn serve(conn: TcpStream, upstream: &str, n: u64, mode: Mode) -> std::io::Result
     };
     if fault == 1 {
         std::io::copy(&mut (&mut client).take(body_len), &mut std::io::sink())?;
-        out.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        out.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
         return Ok(());
     }
     if fault == 3 {
@@ -162,18 +164,31 @@ fn exact_through_a_misbehaving_proxy() {
     for kind in [LargeKind::Dlo, LargeKind::Slo, LargeKind::Single] {
         let p = ObjectPath::new(&c, format!("{kind:?}"));
         let o = UploadOptions {
-            segment_size: if kind == LargeKind::Single { 2 << 20 } else { 100_000 },
+            segment_size: if kind == LargeKind::Single {
+                2 << 20
+            } else {
+                100_000
+            },
             large: kind,
             jobs: 4,
             ..Default::default()
         };
-        let s = upload(&faulty, &p, Source::stream(std::io::Cursor::new(d.clone())), &o)
-            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        let s = upload(
+            &faulty,
+            &p,
+            Source::stream(std::io::Cursor::new(d.clone())),
+            &o,
+        )
+        .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert_eq!(s.checksums.md5, common::md5_hex(&d));
         // What the server holds, read directly, is exact...
         assert_eq!(common::fetch(&direct, &p, 2, 1 << 20), d, "{kind:?}");
         // ...and so is what we read through the faults.
-        assert_eq!(common::fetch(&faulty, &p, 4, 64_000), d, "{kind:?} via proxy");
+        assert_eq!(
+            common::fetch(&faulty, &p, 4, 64_000),
+            d,
+            "{kind:?} via proxy"
+        );
     }
 }
 
@@ -191,13 +206,25 @@ fn refused_cleanly_when_faults_persist() {
         large: LargeKind::Dlo,
         ..Default::default()
     };
-    let e = upload(&faulty, &p, Source::stream(std::io::Cursor::new(d.clone())), &o).unwrap_err();
+    let e = upload(
+        &faulty,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &o,
+    )
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RetriesExhausted, "{e}");
     assert_eq!(e.status(), Some(503));
     assert_eq!(direct.head(&p).unwrap_err().kind(), ErrorKind::NotFound);
 
     // A good upload, then a download through persistent 503s: an error, no partial success.
-    upload(&direct, &p, Source::stream(std::io::Cursor::new(d.clone())), &o).unwrap();
+    upload(
+        &direct,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &o,
+    )
+    .unwrap();
     let mut out = Vec::new();
     let e = download(&faulty, &p, &mut out, &DownloadOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RetriesExhausted);

@@ -28,7 +28,13 @@ fn corrupted_segment_is_refused() {
             large: kind,
             ..Default::default()
         };
-        upload(&store, &p, Source::stream(std::io::Cursor::new(d.clone())), &o).unwrap();
+        upload(
+            &store,
+            &p,
+            Source::stream(std::io::Cursor::new(d.clone())),
+            &o,
+        )
+        .unwrap();
         // Flip bytes behind the store's back, keeping size and sidecar.
         let f = dir.path().join("c").join(format!("{name}-00002"));
         let mut bytes = std::fs::read(&f).unwrap();
@@ -55,7 +61,13 @@ fn plain_paths_and_urls() {
     let (store, path) = cloudimg_pipeline::open_url(target.to_str().unwrap()).unwrap();
     store.ensure_container(&path.container).unwrap();
     let d = common::data(5000, 3);
-    upload(&*store, &path, Source::stream(std::io::Cursor::new(d.clone())), &UploadOptions::default()).unwrap();
+    upload(
+        &*store,
+        &path,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &UploadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), d);
     let (store2, path2) =
         cloudimg_pipeline::open_url(&format!("file://{}", target.display())).unwrap();

@@ -41,7 +41,11 @@ fn expired_token_is_renewed_once() {
     let c = common::unique("tok");
     store.ensure_container(&c).unwrap();
     store
-        .put(&ObjectPath::new(&c, "o"), &b"hi".to_vec(), &PutOptions::default())
+        .put(
+            &ObjectPath::new(&c, "o"),
+            &b"hi".to_vec(),
+            &PutOptions::default(),
+        )
         .unwrap();
     // A fixed token cannot be renewed: Auth error, not retried.
     let fixed = SwiftStore::new(SwiftAuth::Token {
@@ -57,5 +61,8 @@ fn expired_token_is_renewed_once() {
         user: env.user,
         key: "wrong".into(),
     });
-    assert_eq!(bad.container_exists(&c).unwrap_err().kind(), ErrorKind::Auth);
+    assert_eq!(
+        bad.container_exists(&c).unwrap_err().kind(),
+        ErrorKind::Auth
+    );
 }

@@ -49,8 +49,20 @@ fn swift_download_reads_what_we_upload() {
     let cases = [
         ("ci-dlo", LargeKind::Dlo, SegmentNaming::CloudImages),
         ("ci-slo", LargeKind::Slo, SegmentNaming::CloudImages),
-        ("sc-dlo", LargeKind::Dlo, SegmentNaming::SwiftClient { mtime: "1.000000".into() }),
-        ("sc-slo", LargeKind::Slo, SegmentNaming::SwiftClient { mtime: "1.000000".into() }),
+        (
+            "sc-dlo",
+            LargeKind::Dlo,
+            SegmentNaming::SwiftClient {
+                mtime: "1.000000".into(),
+            },
+        ),
+        (
+            "sc-slo",
+            LargeKind::Slo,
+            SegmentNaming::SwiftClient {
+                mtime: "1.000000".into(),
+            },
+        ),
         ("single", LargeKind::Single, SegmentNaming::CloudImages),
     ];
     for (name, kind, naming) in cases {
@@ -62,7 +74,13 @@ fn swift_download_reads_what_we_upload() {
             ..Default::default()
         };
         let f = std::fs::File::open(&input).unwrap();
-        upload(&store, &ObjectPath::new(&c, name), Source::file(f).unwrap(), &o).unwrap();
+        upload(
+            &store,
+            &ObjectPath::new(&c, name),
+            Source::file(f).unwrap(),
+            &o,
+        )
+        .unwrap();
         let out = dir.path().join(format!("{name}.out"));
         swift_cmd(&env, &["download", &c, name, "-o", out.to_str().unwrap()]);
         assert_eq!(std::fs::read(&out).unwrap(), d, "{name}");
@@ -78,7 +96,15 @@ fn we_read_what_swift_upload_writes() {
     let input = dir.path().join("in.bin");
     std::fs::write(&input, &d).unwrap();
     for (name, slo) in [("dlo.bin", false), ("slo.bin", true)] {
-        let mut args = vec!["upload", &c, input.to_str().unwrap(), "--object-name", name, "--segment-size", "100000"];
+        let mut args = vec![
+            "upload",
+            &c,
+            input.to_str().unwrap(),
+            "--object-name",
+            name,
+            "--segment-size",
+            "100000",
+        ];
         if slo {
             args.push("--use-slo");
         }

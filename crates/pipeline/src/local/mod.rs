@@ -115,7 +115,12 @@ impl LocalStore {
                 let entries = crate::store::list_all(self, &container, &prefix)?;
                 entries
                     .into_iter()
-                    .map(|e| Ok((self.file_path(&ObjectPath::new(&container, e.name))?, e.size)))
+                    .map(|e| {
+                        Ok((
+                            self.file_path(&ObjectPath::new(&container, e.name))?,
+                            e.size,
+                        ))
+                    })
                     .collect()
             }
             Some(LocalManifest::Slo { segments }) => segments
@@ -128,7 +133,11 @@ impl LocalStore {
                             ErrorKind::Integrity,
                             "get",
                             self.url(&p),
-                            format!("SLO segment is {} bytes, manifest says {}", md.len(), s.size),
+                            format!(
+                                "SLO segment is {} bytes, manifest says {}",
+                                md.len(),
+                                s.size
+                            ),
                         ));
                     }
                     Ok((f, s.size))
@@ -179,7 +188,10 @@ fn atomic_write(
     let target = dest.display().to_string();
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io("put", &target, e))?;
-    let base = dest.file_name().and_then(|s| s.to_str()).unwrap_or("object");
+    let base = dest
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("object");
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{}.{}.{base}",
         std::process::id(),
@@ -246,7 +258,8 @@ impl ObjectStore for LocalStore {
     fn ensure_container(&self, container: &str) -> Result<()> {
         check_container(container)?;
         let d = self.root.join(container);
-        fs::create_dir_all(&d).map_err(|e| Error::io("create container", d.display().to_string(), e))
+        fs::create_dir_all(&d)
+            .map_err(|e| Error::io("create container", d.display().to_string(), e))
     }
 
     fn container_exists(&self, container: &str) -> Result<bool> {
@@ -264,7 +277,9 @@ impl ObjectStore for LocalStore {
                 "container does not exist",
             ));
         }
-        let mut r = body.reader().map_err(|e| Error::io("put", self.url(path), e))?;
+        let mut r = body
+            .reader()
+            .map_err(|e| Error::io("put", self.url(path), e))?;
         let (n, md5) = atomic_write(&file, &mut r, Some(body.len()), opts.md5.as_deref())
             .map_err(|e| Error::new(e.kind(), "put", self.url(path), e.detail().to_string()))?;
         let md = fs::metadata(&file).map_err(|e| Error::io("put", self.url(path), e))?;

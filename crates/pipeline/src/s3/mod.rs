@@ -31,7 +31,11 @@ pub struct S3Config {
 
 impl std::fmt::Debug for S3Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "S3Config({}, {}, {})", self.endpoint, self.region, self.access_key)
+        write!(
+            f,
+            "S3Config({}, {}, {})",
+            self.endpoint, self.region, self.access_key
+        )
     }
 }
 
@@ -193,7 +197,10 @@ impl S3Store {
                 &payload,
                 &date,
             );
-            let mut req = self.agent.request(r.method, &url).set("Authorization", &auth);
+            let mut req = self
+                .agent
+                .request(r.method, &url)
+                .set("Authorization", &auth);
             for (k, v) in &headers {
                 if k != "host" {
                     req = req.set(k, v);
@@ -220,7 +227,13 @@ impl S3Store {
         })
     }
 
-    fn req<'a>(&self, op: &'a str, method: &'a str, bucket: &'a str, key: Option<&'a str>) -> Req<'a> {
+    fn req<'a>(
+        &self,
+        op: &'a str,
+        method: &'a str,
+        bucket: &'a str,
+        key: Option<&'a str>,
+    ) -> Req<'a> {
         Req {
             op,
             method,
@@ -310,7 +323,8 @@ impl ObjectStore for S3Store {
             // S3 needs the MD5 up front to verify; hash the (re-readable) body first.
             None => {
                 let mut r = crate::hash::Md5Reader::new(
-                    body.reader().map_err(|e| Error::io("put", self.url(path), e))?,
+                    body.reader()
+                        .map_err(|e| Error::io("put", self.url(path), e))?,
                 );
                 std::io::copy(&mut r, &mut std::io::sink())
                     .map_err(|e| Error::io("put", self.url(path), e))?;
@@ -359,7 +373,12 @@ impl ObjectStore for S3Store {
             .header("Content-Length")
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or_else(|| {
-                Error::new(ErrorKind::Permanent, "get", self.url(path), "no Content-Length")
+                Error::new(
+                    ErrorKind::Permanent,
+                    "get",
+                    self.url(path),
+                    "no Content-Length",
+                )
             })?;
         if let Some(r) = &range {
             if status != 206 || len != r.end - r.start {
@@ -367,7 +386,10 @@ impl ObjectStore for S3Store {
                     ErrorKind::Integrity,
                     "get",
                     self.url(path),
-                    format!("asked for {} bytes, server answered {status} with {len}", r.end - r.start),
+                    format!(
+                        "asked for {} bytes, server answered {status} with {len}",
+                        r.end - r.start
+                    ),
                 ));
             }
         }
@@ -393,7 +415,10 @@ impl ObjectStore for S3Store {
             .headers_names()
             .into_iter()
             .filter_map(|h| {
-                let key = h.to_ascii_lowercase().strip_prefix("x-amz-meta-")?.to_string();
+                let key = h
+                    .to_ascii_lowercase()
+                    .strip_prefix("x-amz-meta-")?
+                    .to_string();
                 Some((key, resp.header(&h)?.to_string()))
             })
             .collect();
@@ -417,7 +442,8 @@ impl ObjectStore for S3Store {
         limit: usize,
     ) -> Result<ListPage> {
         let mut req = self.req("list", "GET", container, None);
-        req.query.push(("max-keys".into(), limit.min(1000).to_string()));
+        req.query
+            .push(("max-keys".into(), limit.min(1000).to_string()));
         if !prefix.is_empty() {
             req.query.push(("prefix".into(), prefix.into()));
         }
@@ -459,7 +485,12 @@ impl ObjectStore for S3Store {
         let text = self.send_read(req)?;
         let doc = parse_xml(&text, "begin multipart", &target)?;
         child_text(doc.root_element(), "UploadId").ok_or_else(|| {
-            Error::new(ErrorKind::Permanent, "begin multipart", &target, "no UploadId")
+            Error::new(
+                ErrorKind::Permanent,
+                "begin multipart",
+                &target,
+                "no UploadId",
+            )
         })
     }
 
@@ -550,7 +581,12 @@ impl ObjectStore for S3Store {
         xml.push_str("</CompleteMultipartUpload>");
         let body = xml.into_bytes();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
-        let mut req = self.req("complete multipart", "POST", &path.container, Some(&path.name));
+        let mut req = self.req(
+            "complete multipart",
+            "POST",
+            &path.container,
+            Some(&path.name),
+        );
         req.query.push(("uploadId".into(), upload_id.into()));
         req.body = Some(&body);
         req.payload_sha256 = Some(sha);
@@ -564,7 +600,12 @@ impl ObjectStore for S3Store {
     }
 
     fn multipart_abort(&self, path: &ObjectPath, upload_id: &str) -> Result<()> {
-        let mut req = self.req("abort multipart", "DELETE", &path.container, Some(&path.name));
+        let mut req = self.req(
+            "abort multipart",
+            "DELETE",
+            &path.container,
+            Some(&path.name),
+        );
         req.query.push(("uploadId".into(), upload_id.into()));
         self.send(req).map(|_| ())
     }

@@ -72,7 +72,9 @@ pub(crate) fn authorization(
     let k = hmac(&k, "s3");
     let k = hmac(&k, "aws4_request");
     let sig = hex::encode(hmac(&k, &sts));
-    format!("AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={sig}")
+    format!(
+        "AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={signed}, Signature={sig}"
+    )
 }
 
 #[cfg(test)]
@@ -90,7 +92,10 @@ mod tests {
     #[test]
     fn aws_example_get_object() {
         let headers = vec![
-            ("host".to_string(), "examplebucket.s3.amazonaws.com".to_string()),
+            (
+                "host".to_string(),
+                "examplebucket.s3.amazonaws.com".to_string(),
+            ),
             ("range".to_string(), "bytes=0-9".to_string()),
             ("x-amz-content-sha256".to_string(), EMPTY_SHA256.to_string()),
             ("x-amz-date".to_string(), "20130524T000000Z".to_string()),
@@ -106,8 +111,11 @@ mod tests {
             EMPTY_SHA256,
             "20130524T000000Z",
         );
-        assert!(a.ends_with(
-            "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        ), "{a}");
+        assert!(
+            a.ends_with(
+                "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+            ),
+            "{a}"
+        );
     }
 }

@@ -70,7 +70,14 @@ impl SwiftAuth {
         if let (Some(auth_url), Some(user), Some(key)) =
             (var("ST_AUTH"), var("ST_USER"), var("ST_KEY"))
         {
-            return Ok((SwiftAuth::V1 { auth_url, user, key }, preset));
+            return Ok((
+                SwiftAuth::V1 {
+                    auth_url,
+                    user,
+                    key,
+                },
+                preset,
+            ));
         }
         if let (Some(auth_url), Some(username), Some(password)) =
             (var("OS_AUTH_URL"), var("OS_USERNAME"), var("OS_PASSWORD"))
@@ -185,9 +192,9 @@ impl SwiftAuth {
                     .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
                     .find(|e| {
                         e["interface"] == "public"
-                            && region
-                                .as_ref()
-                                .is_none_or(|r| e["region"] == r.as_str() || e["region_id"] == r.as_str())
+                            && region.as_ref().is_none_or(|r| {
+                                e["region"] == r.as_str() || e["region_id"] == r.as_str()
+                            })
                     })
                     .and_then(|e| e["url"].as_str())
                     .map(str::to_string);

@@ -32,7 +32,9 @@ pub struct SwiftStore {
 
 impl std::fmt::Debug for SwiftStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SwiftStore").field("auth", &self.auth).finish()
+        f.debug_struct("SwiftStore")
+            .field("auth", &self.auth)
+            .finish()
     }
 }
 
@@ -116,15 +118,33 @@ impl SwiftStore {
         body: Option<&dyn Body>,
         hash_body: bool,
     ) -> Result<(ureq::Response, Option<(String, u64)>)> {
-        self.request_with(self.retry, op, method, container, name, query, headers, body, hash_body)
+        self.request_with(
+            self.retry, op, method, container, name, query, headers, body, hash_body,
+        )
     }
 
     /// A GET whose (small) body is read inside the retry loop, so a body cut short is
     /// retried like any other transient failure.
-    fn request_read(&self, op: &str, container: &str, name: Option<&str>, query: &str) -> Result<(u16, Vec<u8>)> {
+    fn request_read(
+        &self,
+        op: &str,
+        container: &str,
+        name: Option<&str>,
+        query: &str,
+    ) -> Result<(u16, Vec<u8>)> {
         let target = self.target(container, name);
         self.retry.run(|_| {
-            let (resp, _) = self.request_with(RetryPolicy::none(), op, "GET", container, name, query, &[], None, false)?;
+            let (resp, _) = self.request_with(
+                RetryPolicy::none(),
+                op,
+                "GET",
+                container,
+                name,
+                query,
+                &[],
+                None,
+                false,
+            )?;
             let status = resp.status();
             Ok((status, read_body(resp, 64 << 20, op, &target)?))
         })
@@ -148,7 +168,11 @@ impl SwiftStore {
             let mut renewed = false;
             loop {
                 let (storage, token) = self.session()?;
-                let mut url = format!("{}/{}", storage.trim_end_matches('/'), encode(container, false));
+                let mut url = format!(
+                    "{}/{}",
+                    storage.trim_end_matches('/'),
+                    encode(container, false)
+                );
                 if let Some(n) = name {
                     url.push('/');
                     url.push_str(&encode(n, true));
@@ -215,12 +239,30 @@ impl ObjectStore for SwiftStore {
     }
 
     fn ensure_container(&self, container: &str) -> Result<()> {
-        self.request("create container", "PUT", container, None, "", &[], Some(&Vec::new()), false)
-            .map(|_| ())
+        self.request(
+            "create container",
+            "PUT",
+            container,
+            None,
+            "",
+            &[],
+            Some(&Vec::new()),
+            false,
+        )
+        .map(|_| ())
     }
 
     fn container_exists(&self, container: &str) -> Result<bool> {
-        match self.request("head container", "HEAD", container, None, "", &[], None, false) {
+        match self.request(
+            "head container",
+            "HEAD",
+            container,
+            None,
+            "",
+            &[],
+            None,
+            false,
+        ) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),

@@ -93,7 +93,10 @@ fn primitives(store: &dyn ObjectStore, c: &str) {
     assert_eq!(info.size, 10_000);
     assert_eq!(info.etag.as_deref(), Some(md5_hex(&d).as_str()));
     assert!(info.manifest.is_none());
-    assert_eq!(cloudimg_pipeline::store::get_bytes(store, &p, 1 << 20).unwrap(), d);
+    assert_eq!(
+        cloudimg_pipeline::store::get_bytes(store, &p, 1 << 20).unwrap(),
+        d
+    );
     let mut part = Vec::new();
     let mut g = store.get(&p, Some(100..1100)).unwrap();
     assert_eq!(g.len, 1000);
@@ -118,7 +121,11 @@ fn primitives(store: &dyn ObjectStore, c: &str) {
     // Listing with pagination, in byte order.
     for i in 0..5 {
         store
-            .put(&ObjectPath::new(c, format!("list/{i}")), &vec![i as u8; i], &PutOptions::default())
+            .put(
+                &ObjectPath::new(c, format!("list/{i}")),
+                &vec![i as u8; i],
+                &PutOptions::default(),
+            )
             .unwrap();
     }
     let page = store.list(c, "list/", None, 2).unwrap();
@@ -134,7 +141,10 @@ fn primitives(store: &dyn ObjectStore, c: &str) {
 
     store.delete(&p).unwrap();
     assert_eq!(store.head(&p).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(store.get(&p, None).err().unwrap().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.get(&p, None).err().unwrap().kind(),
+        ErrorKind::NotFound
+    );
     assert_eq!(store.delete(&p).unwrap_err().kind(), ErrorKind::NotFound);
 }
 
@@ -142,7 +152,13 @@ fn single_uploads(store: &dyn ObjectStore, c: &str, seg: u64) {
     for (i, len) in [0usize, 1, 4097, seg as usize].into_iter().enumerate() {
         let d = data(len, 10 + i as u64);
         let p = ObjectPath::new(c, format!("single-{len}"));
-        let s = upload(store, &p, Source::stream(std::io::Cursor::new(d.clone())), &opts(seg, LargeKind::Auto)).unwrap();
+        let s = upload(
+            store,
+            &p,
+            Source::stream(std::io::Cursor::new(d.clone())),
+            &opts(seg, LargeKind::Auto),
+        )
+        .unwrap();
         assert_eq!(s.kind, "single");
         assert_eq!(s.bytes, len as u64);
         assert_eq!(s.checksums.md5, md5_hex(&d));
@@ -165,7 +181,13 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
     let len = (seg * 3 + 1234) as usize;
     let d = data(len, 20);
     // Stream input.
-    let s = upload(store, &p, Source::stream(std::io::Cursor::new(d.clone())), &opts(seg, kind)).unwrap();
+    let s = upload(
+        store,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &opts(seg, kind),
+    )
+    .unwrap();
     assert_eq!(s.segments, 4);
     assert_eq!(s.segments_skipped, 0);
     assert_eq!(s.checksums.sha256, hex::encode(Sha256::digest(&d)));
@@ -173,12 +195,21 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
     assert_eq!(fetch(store, &p, 1, seg * 10), d, "{kind:?} whole segments");
     // A plain GET of a Swift large object concatenates the segments too.
     if kind != LargeKind::Multipart {
-        assert_eq!(cloudimg_pipeline::store::get_bytes(store, &p, 1 << 30).unwrap(), d);
+        assert_eq!(
+            cloudimg_pipeline::store::get_bytes(store, &p, 1 << 30).unwrap(),
+            d
+        );
     }
 
     // Re-upload the same bytes from a file: resume skips every segment.
     let f = write_tmp(&d);
-    let s2 = upload(store, &p, Source::file(f.reopen().unwrap()).unwrap(), &opts(seg, kind)).unwrap();
+    let s2 = upload(
+        store,
+        &p,
+        Source::file(f.reopen().unwrap()).unwrap(),
+        &opts(seg, kind),
+    )
+    .unwrap();
     if kind != LargeKind::Multipart {
         assert_eq!(s2.segments_skipped, 4, "{kind:?} resume");
     }
@@ -187,7 +218,13 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
 
     // A shorter object under the same name: stale segments must not leak into it.
     let d2 = data((seg + 7) as usize, 21);
-    let s3 = upload(store, &p, Source::stream(std::io::Cursor::new(d2.clone())), &opts(seg, kind)).unwrap();
+    let s3 = upload(
+        store,
+        &p,
+        Source::stream(std::io::Cursor::new(d2.clone())),
+        &opts(seg, kind),
+    )
+    .unwrap();
     assert_eq!(s3.segments, 2);
     assert_eq!(fetch(store, &p, 2, seg), d2, "{kind:?} after shrink");
 
@@ -195,13 +232,27 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
     if kind != LargeKind::Multipart {
         let q = ObjectPath::new(c, format!("resume-{kind:?}"));
         let d3 = data(len, 22);
-        upload(store, &q, Source::stream(std::io::Cursor::new(d3.clone())), &opts(seg, kind)).unwrap();
+        upload(
+            store,
+            &q,
+            Source::stream(std::io::Cursor::new(d3.clone())),
+            &opts(seg, kind),
+        )
+        .unwrap();
         store.delete(&q).unwrap(); // the manifest: as if the first run died before writing it
         let seg_c = c;
         let segs = list_all(store, seg_c, &format!("{}-", q.name)).unwrap();
         assert_eq!(segs.len(), 4);
-        store.delete(&ObjectPath::new(seg_c, &segs[2].name)).unwrap();
-        let s = upload(store, &q, Source::stream(std::io::Cursor::new(d3.clone())), &opts(seg, kind)).unwrap();
+        store
+            .delete(&ObjectPath::new(seg_c, &segs[2].name))
+            .unwrap();
+        let s = upload(
+            store,
+            &q,
+            Source::stream(std::io::Cursor::new(d3.clone())),
+            &opts(seg, kind),
+        )
+        .unwrap();
         assert_eq!(s.segments_skipped, 3);
         assert_eq!(fetch(store, &q, 2, seg), d3);
 
@@ -209,7 +260,9 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
         store.delete(&q).unwrap();
         let n = abort(store, &q, &opts(seg, kind), kind, None).unwrap();
         assert_eq!(n, 4);
-        assert!(list_all(store, seg_c, &format!("{}-", q.name)).unwrap().is_empty());
+        assert!(list_all(store, seg_c, &format!("{}-", q.name))
+            .unwrap()
+            .is_empty());
         assert_eq!(store.head(&q).unwrap_err().kind(), ErrorKind::NotFound);
     }
 }
@@ -217,17 +270,27 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
 fn dlo_integrity(store: &dyn ObjectStore, c: &str, seg: u64) {
     let p = ObjectPath::new(c, "holes.vhd");
     let d = data((seg * 4) as usize, 30);
-    upload(store, &p, Source::stream(std::io::Cursor::new(d.clone())), &opts(seg, LargeKind::Dlo)).unwrap();
+    upload(
+        store,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &opts(seg, LargeKind::Dlo),
+    )
+    .unwrap();
     // A segment replaced by same-sized different bytes: the MD5 check catches it... only
     // the listing's ETag changes, so corrupt the bytes behind the listing's back is not
     // possible remotely; instead a missing middle segment must be refused.
-    store.delete(&ObjectPath::new(c, "holes.vhd-00002")).unwrap();
+    store
+        .delete(&ObjectPath::new(c, "holes.vhd-00002"))
+        .unwrap();
     let mut out = Vec::new();
     let e = download(store, &p, &mut out, &DownloadOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
     // A missing manifest target (no segments at all) is refused too.
     for i in [1, 3, 4] {
-        store.delete(&ObjectPath::new(c, format!("holes.vhd-{i:05}"))).unwrap();
+        store
+            .delete(&ObjectPath::new(c, format!("holes.vhd-{i:05}")))
+            .unwrap();
     }
     let e = download(store, &p, &mut out, &DownloadOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
@@ -258,7 +321,11 @@ fn swiftclient_naming(store: &dyn ObjectStore, c: &str, seg: u64) {
         let slo = if kind == LargeKind::Slo { "slo/" } else { "" };
         assert_eq!(
             names[0],
-            format!("{}/{slo}1700000000.000000/{}/{seg}/00000000", p.name, d.len())
+            format!(
+                "{}/{slo}1700000000.000000/{}/{seg}/00000000",
+                p.name,
+                d.len()
+            )
         );
         assert_eq!(fetch(store, &p, 2, seg), d);
     }
@@ -267,7 +334,13 @@ fn swiftclient_naming(store: &dyn ObjectStore, c: &str, seg: u64) {
 fn auto_kind(store: &dyn ObjectStore, c: &str, seg: u64) {
     let d = data((seg * 2 + 1) as usize, 50);
     let p = ObjectPath::new(c, "auto.bin");
-    let s = upload(store, &p, Source::stream(std::io::Cursor::new(d.clone())), &opts(seg, LargeKind::Auto)).unwrap();
+    let s = upload(
+        store,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &opts(seg, LargeKind::Auto),
+    )
+    .unwrap();
     assert_ne!(s.kind, "single");
     assert_eq!(fetch(store, &p, 3, seg), d);
     // Memory bound: a stream with segments above the buffer limit is refused up front.
@@ -275,7 +348,13 @@ fn auto_kind(store: &dyn ObjectStore, c: &str, seg: u64) {
         max_buffer: seg - 1,
         ..opts(seg, LargeKind::Auto)
     };
-    let e = upload(store, &p, Source::stream(std::io::Cursor::new(d.clone())), &o).unwrap_err();
+    let e = upload(
+        store,
+        &p,
+        Source::stream(std::io::Cursor::new(d.clone())),
+        &o,
+    )
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);
     // ...but a file is sent by positional reads.
     let f = write_tmp(&d);
