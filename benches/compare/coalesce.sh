@@ -13,7 +13,7 @@ mkdir -p "$d"
 python3 "$(dirname "$0")/mkchain.py" "$d/1.vhd" "$d/0.vhd" "$BENCH_SIZE_MB"
 bytes=$(($(stat -c %s "$d/1.vhd") + $(stat -c %s "$d/0.vhd")))
 
-section "coalesce"
+section
 measure "chain -> one vhd (I/O limit)" "cat" "$bytes" sh -c "cat '$d/0.vhd' '$d/1.vhd' > '$d/cat.out'"
 measure "base layer -> vhd" "qemu-img" "$(stat -c %s "$d/1.vhd")" qemu-img convert -f vpc -O vpc -o subformat=dynamic,force_size=on "$d/1.vhd" "$d/q.vhd"
 if implemented coalesce; then

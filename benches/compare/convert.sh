@@ -12,7 +12,7 @@ raw="$d/disk.raw"
 make_disk_raw "$raw"
 bytes=$((BENCH_SIZE_MB << 20))
 
-section "raw -> vhd"
+section
 measure "raw -> vhd (read limit)" "cat" "$bytes" sh -c "cat '$raw' > /dev/null"
 measure "raw -> vhd" "qemu-img" "$bytes" qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$raw" "$d/q.vhd"
 if implemented convert; then
@@ -25,7 +25,7 @@ if implemented convert; then
     fi
 fi
 
-section "vhd -> raw"
+section
 measure "vhd -> raw (copy limit)" "cat" "$bytes" sh -c "cat '$raw' > '$d/cat.raw'"
 measure "vhd -> raw" "qemu-img" "$bytes" qemu-img convert -f vpc -O raw "$d/q.vhd" "$d/q.raw"
 if implemented convert; then

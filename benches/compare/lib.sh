@@ -17,7 +17,6 @@ BENCH_SIZE_MB="${BENCH_SIZE_MB:-1024}"
 mkdir -p "$BENCH_DIR"
 
 rows=()
-baseline_secs=""
 
 note() { echo "# $*" >&2; }
 
@@ -52,8 +51,8 @@ implemented() {
     return 0
 }
 
-# measure LABEL TOOL BYTES CMD...: runs CMD under /usr/bin/time -v, records a row.
-# The first measured row of a section is the baseline the ratios refer to.
+# measure LABEL TOOL BYTES CMD...: runs CMD under /usr/bin/time -v, records a row
+# of the current section. TOOL must not contain '|'.
 measure() {
     local label="$1" tool="$2" bytes="$3"
     shift 3
@@ -68,7 +67,7 @@ measure() {
             note "$label / $tool: failed (exit $rc):"
             tail -n 5 "$BENCH_DIR/.err.$$" >&2
         fi
-        rows+=("$label|$tool|-|-|-|-")
+        rows+=("$section_no|$label|$tool|-|-|-")
         return 0
     fi
     local wall rss secs mbs
@@ -76,17 +75,19 @@ measure() {
     rss="$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tf")"
     secs="$(echo "$wall" | awk -F: '{ if (NF == 3) print $1 * 3600 + $2 * 60 + $3; else print $1 * 60 + $2 }')"
     mbs="$(awk -v b="$bytes" -v s="$secs" 'BEGIN { if (s > 0) printf "%.0f", b / 1048576 / s; else print "inf" }')"
-    [ -z "$baseline_secs" ] && baseline_secs="$secs"
-    local ratio
-    ratio="$(awk -v a="$secs" -v b="$baseline_secs" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
-    rows+=("$label|$tool|$secs|$mbs|$((rss / 1024))|$ratio")
+    rows+=("$section_no|$label|$tool|$secs|$mbs|$((rss / 1024))")
     rm -f "$tf"
 }
 
-# Starts a new section: the next measured row is its baseline.
+# The output of the last measured command (for commands that print an id).
+last_output() {
+    cat "$BENCH_DIR/.out.$$" "$BENCH_DIR/.err.$$" 2>/dev/null
+}
+
+# Starts a new section; ratios compare rows of one section with its cloudimg row.
+section_no=0
 section() {
-    baseline_secs=""
-    rows+=("##|$1")
+    section_no=$((section_no + 1))
 }
 
 print_table() {
@@ -95,17 +96,21 @@ print_table() {
     echo "### $title"
     echo
     echo "$(date -u +%F) · $(nproc) cores · $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) · $(uname -sr)"
-    echo "input: ${BENCH_SIZE_MB} MiB · ratio = tool time / first row's time of the section (above 1: slower than the first)"
     echo
-    echo "| operation | tool | seconds | MiB/s | peak RSS MiB | time ratio |"
+    echo "| operation | tool | seconds | MiB/s | peak RSS MiB | time / cloudimg's |"
     echo "|---|---|---:|---:|---:|---:|"
-    local r
+    local r sec label tool secs mbs rss ci ratio
     for r in "${rows[@]}"; do
-        if [[ "$r" == "##|"* ]]; then
-            continue
+        IFS='|' read -r sec label tool secs mbs rss <<<"$r"
+        ci="$(printf '%s\n' "${rows[@]}" | awk -F'|' -v s="$sec" '$1 == s && $3 == "cloudimg" && $4 != "-" { print $4; exit }')"
+        ratio="-"
+        if [ -n "$ci" ] && [ "$secs" != "-" ]; then
+            ratio="$(awk -v a="$secs" -v b="$ci" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
         fi
-        echo "| ${r//|/ | } |"
+        echo "| $label | $tool | $secs | $mbs | $rss | $ratio |"
     done
+    echo
+    echo "Above 1 in the last column: the tool took longer than cloudimg on the same input."
     echo
 }
 

@@ -13,21 +13,30 @@ python3 "$(dirname "$0")/mkchain.py" "$d/stage/1.vhd" "$d/stage/0.vhd" "$BENCH_S
 bytes=$(($(stat -c %s "$d/stage/1.vhd") + $(stat -c %s "$d/stage/0.vhd")))
 jobs="$(nproc)"
 
-section "pack"
+section
 measure "pack (read limit)" "cat" "$bytes" sh -c "cat '$d/stage/0.vhd' '$d/stage/1.vhd' > /dev/null"
-measure "pack -6" "tar | gzip" "$bytes" sh -c "tar -C '$d/stage' -cf - . | gzip -6 > '$d/gzip.tgz'"
-measure "pack -6" "tar | pigz -p $jobs" "$bytes" sh -c "tar -C '$d/stage' -cf - . | pigz -6 -p $jobs > '$d/pigz.tgz'"
+measure "pack -6" "tar + gzip" "$bytes" sh -c "tar -C '$d/stage' -cf - . | gzip -6 > '$d/gzip.tgz'"
+measure "pack -6" "tar + pigz -p $jobs" "$bytes" sh -c "tar -C '$d/stage' -cf - . | pigz -6 -p $jobs > '$d/pigz.tgz'"
 if implemented pack; then
-    measure "pack -6" "cloudimg" "$bytes" "$CLOUDIMG_BIN" pack --level 6 -o "$d/c.tgz" "$d/stage/0.vhd" "$d/stage/1.vhd"
+    measure "pack -6" "cloudimg" "$bytes" "$CLOUDIMG_BIN" pack --level 6 -j "$jobs" "$d/c.tgz" "$d/stage/0.vhd" "$d/stage/1.vhd"
 fi
 
-section "unpack"
+section
 mkdir -p "$d/u1" "$d/u2" "$d/u3"
-measure "unpack" "gzip -dc | tar" "$bytes" sh -c "gzip -dc '$d/gzip.tgz' | tar -C '$d/u1' -xf -"
-measure "unpack" "pigz -dc | tar" "$bytes" sh -c "pigz -dc '$d/gzip.tgz' | tar -C '$d/u2' -xf -"
+measure "unpack" "gzip -dc + tar" "$bytes" sh -c "gzip -dc '$d/gzip.tgz' | tar -C '$d/u1' -xf -"
+measure "unpack" "pigz -dc + tar" "$bytes" sh -c "pigz -dc '$d/gzip.tgz' | tar -C '$d/u2' -xf -"
 if implemented unpack; then
     measure "unpack" "cloudimg" "$bytes" "$CLOUDIMG_BIN" unpack "$d/gzip.tgz" "$d/u3"
 fi
+if [ -f "$d/c.tgz" ]; then
+    mkdir -p "$d/check"
+    gzip -dc "$d/c.tgz" | tar -C "$d/check" -xf - &&
+        cmp "$d/check/0.vhd" "$d/stage/0.vhd" && cmp "$d/check/1.vhd" "$d/stage/1.vhd" &&
+        note "pack: gzip + tar read back cloudimg's package unchanged" || note "pack: PACKAGE DIFFERS"
+fi
+for f in "$d"/u3/*; do
+    [ -f "$f" ] && { cmp "$f" "$d/stage/$(basename "$f")" && note "unpack: $(basename "$f") equal" || note "unpack: $(basename "$f") DIFFERS"; }
+done
 for f in "$d"/*.tgz; do note "$(basename "$f"): $(stat -c %s "$f") bytes"; done
 print_table "pack/unpack (${BENCH_SIZE_MB} MiB virtual, 2-layer XenServer chain)"
 cleanup_bench pack

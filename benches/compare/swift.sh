@@ -25,7 +25,7 @@ token="$(curl -sf -D - -o /dev/null -H "X-Auth-User: $ST_USER" -H "X-Auth-Key: $
 url="$(curl -sf -D - -o /dev/null -H "X-Auth-User: $ST_USER" -H "X-Auth-Key: $ST_KEY" "$ST_AUTH" |
     tr -d '\r' | sed -n 's/^[Xx]-[Ss]torage-[Uu]rl: *//p')"
 
-section "upload"
+section
 measure "upload (one PUT)" "curl" "$bytes" curl -sf -o /dev/null -X PUT -H "X-Auth-Token: $token" -T "$src" "$url/$c/curl.raw"
 measure "upload ${seg_mb}M segments (SLO)" "swift" "$bytes" \
     swift upload --use-slo --segment-size "$((seg_mb << 20))" --segment-threads 4 --object-name swift.raw "$c" "$src"
@@ -36,7 +36,7 @@ if implemented upload; then
         "$CLOUDIMG_BIN" upload --segment-size "${seg_mb}M" -j 4 "$src" "swift://$c/cloudimg.raw"
 fi
 
-section "download"
+section
 measure "download (one GET)" "curl" "$bytes" curl -sf -o "$d/curl.out" -H "X-Auth-Token: $token" "$url/$c/swift.raw"
 measure "download SLO" "swift" "$bytes" swift download -o "$d/swift.out" "$c" swift.raw
 if implemented download; then

@@ -25,8 +25,7 @@ fn cloudimg(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
     c.wait_with_output().unwrap()
 }
 
-/// A gzipped tar with one symlink member, made by hand (header + gzip by flate2-free means:
-/// the `cloudimg pack` of a real file, then a plain tar with a symlink via `tar`).
+/// A gzipped tar holding a file and a symlink to /etc/passwd, made by GNU tar.
 fn tar_with_symlink(dir: &Path) -> Vec<u8> {
     let staging = dir.join("staging");
     std::fs::create_dir(&staging).unwrap();
@@ -49,16 +48,38 @@ fn reads_stdin_and_checks_md5() {
     let staging = t.path().join("s");
     std::fs::create_dir(&staging).unwrap();
     std::fs::write(staging.join("notes.txt"), b"not a vhd").unwrap();
-    let tgz = Command::new("tar").arg("-zc").arg("-C").arg(&staging).arg(".").output().unwrap().stdout;
+    let tgz = Command::new("tar")
+        .arg("-zc")
+        .arg("-C")
+        .arg(&staging)
+        .arg(".")
+        .output()
+        .unwrap()
+        .stdout;
     let md5 = {
-        let out = Command::new("md5sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let out = Command::new("md5sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut o = out;
         o.stdin.take().unwrap().write_all(&tgz).unwrap();
         let r = o.wait_with_output().unwrap();
         String::from_utf8(r.stdout).unwrap()[..32].to_string()
     };
     let dir = t.path().join("out");
-    let r = cloudimg(&["unpack", "--expect-md5", &md5, "--output", "json", "-", s(&dir)], Some(&tgz));
+    let r = cloudimg(
+        &[
+            "unpack",
+            "--expect-md5",
+            &md5,
+            "--output",
+            "json",
+            "-",
+            s(&dir),
+        ],
+        Some(&tgz),
+    );
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["md5"], md5.as_str());
@@ -67,12 +88,18 @@ fn reads_stdin_and_checks_md5() {
 
     // The wrong MD5: exit 1 and the folder is gone again.
     let dir2 = t.path().join("out2");
-    let r = cloudimg(&["unpack", "--expect-md5", &"0".repeat(32), "-", s(&dir2)], Some(&tgz));
+    let r = cloudimg(
+        &["unpack", "--expect-md5", &"0".repeat(32), "-", s(&dir2)],
+        Some(&tgz),
+    );
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("MD5"));
     assert!(!dir2.exists());
     // A malformed MD5 is a usage error.
-    let r = cloudimg(&["unpack", "--expect-md5", "xyz", "-", s(&dir2)], Some(&tgz));
+    let r = cloudimg(
+        &["unpack", "--expect-md5", "xyz", "-", s(&dir2)],
+        Some(&tgz),
+    );
     assert_eq!(r.status.code(), Some(2));
 }
 
@@ -85,7 +112,10 @@ fn hostile_archives_exit_1_and_leave_nothing() {
     let r = cloudimg(&["unpack", "-", s(&dir)], Some(&tgz));
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(err.contains("symbolic link") && err.contains("link"), "{err}");
+    assert!(
+        err.contains("symbolic link") && err.contains("link"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     // Truncated: exit 1 too.
     let r = cloudimg(&["unpack", "-", s(&dir)], Some(&tgz[..tgz.len() / 2]));

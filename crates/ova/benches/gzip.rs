@@ -85,6 +85,99 @@ fn main() {
         child.wait().unwrap();
         report(name, len, out, t);
     }
+
+    // Unpack: our unpack of a one-member tar.gz vs `gzip -dc | tar -x`.
+    let dir = tempfile::tempdir().unwrap();
+    let tgz = dir.path().join("in.tgz");
+    {
+        let f = std::fs::File::create(&tgz).unwrap();
+        let opts = cloudimg_ova::PackOptions {
+            compression: cloudimg_ova::Compression::Gzip(GzOptions {
+                jobs,
+                level,
+                ..GzOptions::default()
+            }),
+            mtime: Some(0),
+        };
+        let input_file = std::fs::File::open(&input).unwrap();
+        let inputs = vec![cloudimg_ova::PackInput {
+            name: "0.vhd".into(),
+            len,
+            data: Box::new(input_file),
+        }];
+        cloudimg_ova::pack(std::io::BufWriter::new(f), inputs, &opts).unwrap();
+    }
+    let gz_len = std::fs::metadata(&tgz).unwrap().len();
+    let t = Instant::now();
+    let out = dir.path().join("ours");
+    cloudimg_ova::unpack(
+        std::fs::File::open(&tgz).unwrap(),
+        &out,
+        &cloudimg_ova::UnpackOptions::default(),
+    )
+    .unwrap();
+    report("unpack: cloudimg (tar.gz)", len, gz_len, t);
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    let t = Instant::now();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc '{}' | tar -x -C '{}'",
+            tgz.display(),
+            theirs.display()
+        ))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    report("unpack: gzip -dc | tar -x", len, gz_len, t);
+    drop(dir);
+
+    // Indexed multi-member: write, then decompress everything with 1 and with N threads.
+    let opts = GzOptions {
+        level,
+        jobs,
+        chunk_size: 1 << 20,
+        mtime: 0,
+    };
+    let mut w = cloudimg_ova::gzip::indexed::IndexedGzWriter::new(Vec::new(), opts).unwrap();
+    std::io::copy(&mut std::fs::File::open(&input).unwrap(), &mut w).unwrap();
+    let (bytes, _) = w.finish(&[]).unwrap();
+    println!(
+        "indexed gzip: {} bytes ({:.3}%)",
+        bytes.len(),
+        bytes.len() as f64 * 100.0 / len as f64
+    );
+    let mut one = 0.0;
+    for threads in [1, jobs] {
+        let r = cloudimg_ova::gzip::indexed::IndexedReader::open(
+            &bytes[..],
+            bytes.len() as u64,
+            threads,
+        )
+        .unwrap();
+        let t = Instant::now();
+        let n = r.copy_to(std::io::sink()).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        if threads == 1 {
+            one = secs;
+        }
+        println!(
+            "indexed decompress {threads} thread(s): {:8.1} MB/s  {secs:6.2}s  speedup {:.2}x",
+            n as f64 / secs / 1e6,
+            one / secs
+        );
+    }
+    let t = Instant::now();
+    let mut back = 0u64;
+    let mut d = flate2::read::MultiGzDecoder::new(&bytes[..]);
+    back += std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "indexed decompress sequential flate2 MultiGzDecoder: {:8.1} MB/s",
+        back as f64 / secs / 1e6
+    );
 }
 
 fn report(name: &str, len: u64, out: u64, t: Instant) {

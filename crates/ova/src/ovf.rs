@@ -440,6 +440,19 @@ fn parse_disks(text: &str) -> Vec<OvfDisk> {
         .collect()
 }
 
+/// SHA256 of everything `r` yields (the manifest needs disk digests before the disks).
+pub fn sha256_of(mut r: impl Read) -> std::io::Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,18 +483,5 @@ mod tests {
         );
         assert_eq!(parse_manifest_line("SHA1(x) = ab").unwrap().0, "SHA1");
         assert!(parse_manifest_line("garbage").is_none());
-    }
-}
-
-/// SHA256 of everything `r` yields (the manifest needs disk digests before the disks).
-pub fn sha256_of(mut r: impl Read) -> std::io::Result<[u8; 32]> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
     }
 }

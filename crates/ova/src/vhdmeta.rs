@@ -121,6 +121,26 @@ impl Sniffer {
     }
 }
 
+/// Reads the summary of a VHD file on disk (its first 4 KiB and last 512 bytes).
+pub fn summarize_file(path: &std::path::Path) -> crate::Result<VhdSummary> {
+    use crate::error::{Error, ErrorKind};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open VHD", e).path(path))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("stat VHD", e).path(path))?
+        .len();
+    let mut head = vec![0u8; HEAD.min(len as usize)];
+    f.read_exact(&mut head)
+        .map_err(|e| Error::io("read VHD head", e).path(path))?;
+    let mut tail = vec![0u8; FOOTER.min(len as usize)];
+    f.seek(SeekFrom::Start(len - tail.len() as u64))
+        .and_then(|_| f.read_exact(&mut tail))
+        .map_err(|e| Error::io("read VHD footer", e).path(path))?;
+    VhdSummary::from_parts(&head, &tail)
+        .map_err(|why| Error::new(ErrorKind::NotVhd, why).path(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,23 +159,4 @@ mod tests {
         s.update(&data[9000..]);
         assert_eq!(s.tail, &data[data.len() - 512..]);
     }
-}
-
-/// Reads the summary of a VHD file on disk (its first 4 KiB and last 512 bytes).
-pub fn summarize_file(path: &std::path::Path) -> crate::Result<VhdSummary> {
-    use crate::error::{Error, ErrorKind};
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open VHD", e).path(path))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io("stat VHD", e).path(path))?
-        .len();
-    let mut head = vec![0u8; HEAD.min(len as usize)];
-    f.read_exact(&mut head)
-        .map_err(|e| Error::io("read VHD head", e).path(path))?;
-    let mut tail = vec![0u8; FOOTER.min(len as usize)];
-    f.seek(SeekFrom::Start(len - tail.len() as u64))
-        .and_then(|_| f.read_exact(&mut tail))
-        .map_err(|e| Error::io("read VHD footer", e).path(path))?;
-    VhdSummary::from_parts(&head, &tail).map_err(|why| Error::new(ErrorKind::NotVhd, why).path(path))
 }

@@ -396,7 +396,8 @@ pub fn upload(
 
     // Decide the form; for a stream in auto mode the first segment decides.
     let mut kind = pick_kind(opts.large, &caps, size, seg_size)?;
-    let (file, mut reader): (Option<(Arc<File>, u64)>, Box<dyn Read + Send>) = match source {
+    type Opened = (Option<(Arc<File>, u64)>, Box<dyn Read + Send>);
+    let (file, mut reader): Opened = match source {
         Source::File { file, len } => (
             Some((file.clone(), len)),
             Box::new(
@@ -980,8 +981,7 @@ fn eventually<T>(policy: crate::RetryPolicy, f: impl FnMut(u32) -> Result<T>) ->
         base_delay: policy.base_delay.max(Duration::from_millis(100)),
         max_delay: policy.max_delay,
     };
-    let mut f = f;
-    policy.run(|n| f(n)).map_err(|e| {
+    policy.run(f).map_err(|e| {
         if e.kind() == ErrorKind::RetriesExhausted && e.op() == "verify" {
             e.with_kind(ErrorKind::Integrity)
         } else {

@@ -63,7 +63,9 @@ impl FailureCode {
             FailureCode::NotFixedOrDynamic => "only fixed and dynamic VHDs can be imported",
             FailureCode::PhysicalSizeTooLarge => "the object's size is over the import limit",
             FailureCode::NullUuid => "the VHD's UUID is all zeros",
-            FailureCode::HasParent => "the VHD has a parent (a differencing disk cannot be imported)",
+            FailureCode::HasParent => {
+                "the VHD has a parent (a differencing disk cannot be imported)"
+            }
         }
     }
 }

@@ -113,8 +113,17 @@ impl Error {
     }
 
     /// An import rejection with its code.
-    pub fn rejected(code: FailureCode, target: impl Into<String>, detail: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Rejected(code), "import", target, format!("{}: {}", code.summary(), detail.into()))
+    pub fn rejected(
+        code: FailureCode,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Error {
+        Error::new(
+            ErrorKind::Rejected(code),
+            "import",
+            target,
+            format!("{}: {}", code.summary(), detail.into()),
+        )
     }
 
     /// Bad task input.
@@ -129,7 +138,11 @@ impl Error {
     }
 
     /// A pipeline error during `op` on `target`; integrity failures count as corrupt data.
-    pub fn store(op: &'static str, target: impl Into<String>, e: cloudimg_pipeline::Error) -> Error {
+    pub fn store(
+        op: &'static str,
+        target: impl Into<String>,
+        e: cloudimg_pipeline::Error,
+    ) -> Error {
         let kind = match e.kind() {
             cloudimg_pipeline::ErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::Store,
@@ -139,13 +152,21 @@ impl Error {
 
     /// A VHD error while reading a stored image (the image is damaged).
     pub fn vhd(op: &'static str, target: impl Into<String>, e: cloudimg_vhd::Error) -> Error {
-        let kind = if e.kind().is_data_error() { ErrorKind::Corrupt } else { ErrorKind::Io };
+        let kind = if e.kind().is_data_error() {
+            ErrorKind::Corrupt
+        } else {
+            ErrorKind::Io
+        };
         Error::new(kind, op, target, "VHD").with_source(e)
     }
 
     /// A package (tar/gzip) error while reading or writing a stored image.
     pub fn package(op: &'static str, target: impl Into<String>, e: cloudimg_ova::Error) -> Error {
-        let kind = if e.kind().is_data_error() { ErrorKind::Corrupt } else { ErrorKind::Io };
+        let kind = if e.kind().is_data_error() {
+            ErrorKind::Corrupt
+        } else {
+            ErrorKind::Io
+        };
         Error::new(kind, op, target, "package").with_source(e)
     }
 
@@ -192,9 +213,17 @@ pub(crate) fn from_io(op: &'static str, target: &str, e: std::io::Error) -> Erro
         let inner = e.into_inner().expect("checked");
         return *inner.downcast::<Error>().expect("checked");
     }
-    if e.get_ref().is_some_and(|inner| inner.is::<cloudimg_pipeline::Error>()) {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<cloudimg_pipeline::Error>())
+    {
         let inner = e.into_inner().expect("checked");
-        return Error::store(op, target, *inner.downcast::<cloudimg_pipeline::Error>().expect("checked"));
+        return Error::store(
+            op,
+            target,
+            *inner
+                .downcast::<cloudimg_pipeline::Error>()
+                .expect("checked"),
+        );
     }
     Error::io(op, target, e)
 }

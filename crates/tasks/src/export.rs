@@ -95,7 +95,14 @@ pub fn run(
 
 /// Checks that `owner` may export `rec`.
 pub fn check_exportable(rec: &ImageRecord, owner: &str) -> Result<()> {
-    let forbid = |why: String| Err(Error::new(ErrorKind::Forbidden, "export", rec.id.clone(), why));
+    let forbid = |why: String| {
+        Err(Error::new(
+            ErrorKind::Forbidden,
+            "export",
+            rec.id.clone(),
+            why,
+        ))
+    };
     if rec.owner != owner {
         return forbid(format!("image belongs to {}, not {owner}", rec.owner));
     }
@@ -106,7 +113,11 @@ pub fn check_exportable(rec: &ImageRecord, owner: &str) -> Result<()> {
         Visibility::Private => {}
     }
     if rec.options() != "0" {
-        return forbid(format!("{} is {:?}; only \"0\" may be exported", crate::imagestore::OPTIONS_PROPERTY, rec.options()));
+        return forbid(format!(
+            "{} is {:?}; only \"0\" may be exported",
+            crate::imagestore::OPTIONS_PROPERTY,
+            rec.options()
+        ));
     }
     if rec.status != "active" {
         return forbid(format!("image status is {}", rec.status));
@@ -125,18 +136,31 @@ fn export(
     if opts.segment_size == 0 || opts.segment_size > 5 << 30 {
         return Err(Error::input("segment size must be 1 byte to 5 GiB"));
     }
-    progress(Progress { phase: Phase::Checking, done: 0, total: 0 });
+    progress(Progress {
+        phase: Phase::Checking,
+        done: 0,
+        total: 0,
+    });
     let rec = images.require(&input.image_uuid)?;
     check_exportable(&rec, &task.owner)?;
     let exists = dest
         .container_exists(&input.container)
         .map_err(|e| Error::store("check container", &input.container, e))?;
     if !exists {
-        return Err(Error::new(ErrorKind::NotFound, "export", &input.container, "the receiving container does not exist"));
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "export",
+            &input.container,
+            "the receiving container does not exist",
+        ));
     }
     let tmp = match &opts.temp_dir {
-        Some(d) => tempfile::Builder::new().prefix("cloudimg-export-").tempdir_in(d),
-        None => tempfile::Builder::new().prefix("cloudimg-export-").tempdir(),
+        Some(d) => tempfile::Builder::new()
+            .prefix("cloudimg-export-")
+            .tempdir_in(d),
+        None => tempfile::Builder::new()
+            .prefix("cloudimg-export-")
+            .tempdir(),
     }
     .map_err(|e| Error::io("create temporary folder", "", e))?;
     let chain = Arc::new(spool_chain(images, &rec, tmp.path(), progress)?);
@@ -144,14 +168,23 @@ fn export(
     let url = dest.url(&ObjectPath::new(&input.container, &name));
     let layout = DynamicLayout::plan(
         &mut ChainSource::new(&chain),
-        &DynamicOptions { keep_zero_blocks: true, ..DynamicOptions::default() },
+        &DynamicOptions {
+            keep_zero_blocks: true,
+            ..DynamicOptions::default()
+        },
     )
     .map_err(|e| Error::vhd("plan export", &url, e))?;
-    let view = Arc::new(OutputView::new(layout, chain.clone()).map_err(|e| Error::io("plan export", &url, e))?);
+    let view = Arc::new(
+        OutputView::new(layout, chain.clone()).map_err(|e| Error::io("plan export", &url, e))?,
+    );
     segments::delete_prefix(&**dest, &input.container, &name)?;
     let written = upload(dest, &input.container, &name, &view, opts, progress);
     let result = written.and_then(|n| {
-        progress(Progress { phase: Phase::Verifying, done: 0, total: 0 });
+        progress(Progress {
+            phase: Phase::Verifying,
+            done: 0,
+            total: 0,
+        });
         finish(&**dest, &input.container, &name, &view, &n)?;
         Ok(n.len())
     });
@@ -182,39 +215,74 @@ fn upload(
     let total = view.len();
     let count = total.div_ceil(opts.segment_size);
     // Bodies are lazy ranges, so queueing them all costs nothing.
-    let mut up = Uploader::new(dest.clone(), container, name, opts.upload_jobs, count as usize);
+    let mut up = Uploader::new(
+        dest.clone(),
+        container,
+        name,
+        opts.upload_jobs,
+        count as usize,
+    );
     for k in 0..count {
         let offset = k * opts.segment_size;
-        let body = RangeBody { view: view.clone(), offset, len: opts.segment_size.min(total - offset) };
+        let body = RangeBody {
+            view: view.clone(),
+            offset,
+            len: opts.segment_size.min(total - offset),
+        };
         up.submit(Box::new(body))?;
     }
     while !up.settled() {
-        progress(Progress { phase: Phase::Transferring, done: view.produced().min(total), total });
+        progress(Progress {
+            phase: Phase::Transferring,
+            done: view.produced().min(total),
+            total,
+        });
         std::thread::sleep(Duration::from_millis(100));
     }
-    progress(Progress { phase: Phase::Transferring, done: total, total });
+    progress(Progress {
+        phase: Phase::Transferring,
+        done: total,
+        total,
+    });
     up.finish()
 }
 
 /// Verifies the segments, then writes the manifest and checks what it serves.
-fn finish(dest: &dyn ObjectStore, container: &str, name: &str, view: &OutputView, written: &[segments::Written]) -> Result<()> {
+fn finish(
+    dest: &dyn ObjectStore,
+    container: &str,
+    name: &str,
+    view: &OutputView,
+    written: &[segments::Written],
+) -> Result<()> {
     let prefix = format!("{name}-");
     let sum: u64 = written.iter().map(|w| w.size).sum();
     if sum != view.len() {
-        return Err(Error::new(ErrorKind::Store, "verify export", name, format!("segments hold {sum} bytes, expected {}", view.len())));
+        return Err(Error::new(
+            ErrorKind::Store,
+            "verify export",
+            name,
+            format!("segments hold {sum} bytes, expected {}", view.len()),
+        ));
     }
     segments::verify_listing(dest, container, &prefix, written)?;
     let path = ObjectPath::new(container, name);
     dest.put_dlo_manifest(&path, container, &prefix)
         .map_err(|e| Error::store("write manifest", dest.url(&path), e))?;
-    let info = dest.head(&path).map_err(|e| Error::store("verify export", dest.url(&path), e))?;
+    let info = dest
+        .head(&path)
+        .map_err(|e| Error::store("verify export", dest.url(&path), e))?;
     if info.size != 0 && info.size != view.len() {
         let _ = dest.delete(&path);
         return Err(Error::new(
             ErrorKind::Store,
             "verify export",
             dest.url(&path),
-            format!("the manifest serves {} bytes, expected {}", info.size, view.len()),
+            format!(
+                "the manifest serves {} bytes, expected {}",
+                info.size,
+                view.len()
+            ),
         ));
     }
     Ok(())
@@ -222,19 +290,32 @@ fn finish(dest: &dyn ObjectStore, container: &str, name: &str, view: &OutputView
 
 /// Reads the image's package once, checking its MD5 against the record, and writes
 /// its layers into `dir`; returns the chain (leaf first).
-fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, progress: ProgressFn<'_>) -> Result<Chain> {
+fn spool_chain(
+    images: &ImageStore,
+    rec: &ImageRecord,
+    dir: &std::path::Path,
+    progress: ProgressFn<'_>,
+) -> Result<Chain> {
     let store = images.object_store().clone();
     let pkg = ObjectPath::new(images.container(), &rec.package.object);
     let url = images.url(&pkg);
     let pieces = if rec.package.segments.is_empty() {
-        vec![Piece { path: pkg.clone(), start: 0, len: rec.size }]
+        vec![Piece {
+            path: pkg.clone(),
+            start: 0,
+            len: rec.size,
+        }]
     } else {
         let mut start = 0;
         rec.package
             .segments
             .iter()
             .map(|s| {
-                let p = Piece { path: ObjectPath::new(images.container(), &s.name), start, len: s.size };
+                let p = Piece {
+                    path: ObjectPath::new(images.container(), &s.name),
+                    start,
+                    len: s.size,
+                };
                 start += s.size;
                 p
             })
@@ -242,7 +323,12 @@ fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, pr
     };
     let io = Arc::new(ObjectIo::from_pieces(store, url.clone(), pieces));
     if cloudimg_vhd::LayerIo::len(&*io) != rec.size {
-        return Err(Error::new(ErrorKind::Corrupt, "read package", &url, "segments do not add up to the recorded size"));
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "read package",
+            &url,
+            "segments do not add up to the recorded size",
+        ));
     }
     let limits = cloudimg_ova::Limits {
         // Our own packages: sparse dynamic disks compress far beyond the bomb ratio.
@@ -254,16 +340,23 @@ fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, pr
     let mut done = 0u64;
     while let Some(mut m) = xs.next_member().map_err(|e| map_pkg(&url, e))? {
         let path = dir.join(format!("layer-{}.vhd", files.len()));
-        let mut f = std::fs::File::create(&path).map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
+        let mut f = std::fs::File::create(&path)
+            .map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = std::io::Read::read(&mut m, &mut buf).map_err(|e| crate::error::from_io("read package", &url, e))?;
+            let n = std::io::Read::read(&mut m, &mut buf)
+                .map_err(|e| crate::error::from_io("read package", &url, e))?;
             if n == 0 {
                 break;
             }
-            f.write_all(&buf[..n]).map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
+            f.write_all(&buf[..n])
+                .map_err(|e| Error::io("spool layer", path.display().to_string(), e))?;
             done += n as u64;
-            progress(Progress { phase: Phase::Spooling, done, total: 0 });
+            progress(Progress {
+                phase: Phase::Spooling,
+                done,
+                total: 0,
+            });
         }
         files.push((m.archive_name().to_string(), path));
     }
@@ -273,7 +366,10 @@ fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, pr
             ErrorKind::Corrupt,
             "read package",
             &url,
-            format!("MD5 {} differs from the record's checksum {}", stats.md5, rec.checksum),
+            format!(
+                "MD5 {} differs from the record's checksum {}",
+                stats.md5, rec.checksum
+            ),
         ));
     }
     let mut layers = Vec::new();
@@ -281,7 +377,14 @@ fn spool_chain(images: &ImageStore, rec: &ImageRecord, dir: &std::path::Path, pr
         let (_, path) = files
             .iter()
             .find(|(n, _)| *n == m.archive_name)
-            .ok_or_else(|| Error::new(ErrorKind::Corrupt, "read package", &url, format!("{} was not read", m.archive_name)))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    "read package",
+                    &url,
+                    format!("{} was not read", m.archive_name),
+                )
+            })?;
         layers.push(Image::open(path).map_err(|e| Error::vhd("open layer", &m.archive_name, e))?);
     }
     Chain::from_images(layers).map_err(|e| Error::vhd("open chain", &url, e))

@@ -104,7 +104,10 @@ pub struct ImageRecord {
 impl ImageRecord {
     /// The export options property (`"0"` when missing, the Cloud Images default).
     pub fn options(&self) -> &str {
-        self.properties.get(OPTIONS_PROPERTY).map(String::as_str).unwrap_or("0")
+        self.properties
+            .get(OPTIONS_PROPERTY)
+            .map(String::as_str)
+            .unwrap_or("0")
     }
 }
 
@@ -131,7 +134,11 @@ pub struct ImageStore {
 
 impl ImageStore {
     /// A store over `store`, keeping images in `container` under `prefix`.
-    pub fn new(store: Arc<dyn ObjectStore>, container: impl Into<String>, prefix: impl Into<String>) -> ImageStore {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        container: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> ImageStore {
         ImageStore {
             store,
             container: container.into(),
@@ -158,7 +165,9 @@ impl ImageStore {
         let dir = match url.strip_prefix("file://") {
             Some(p) => PathBuf::from(p),
             None if url.contains("://") => {
-                return Err(Error::input(format!("{url}: unknown store URL scheme (swift://, s3://, file:// or a path)")))
+                return Err(Error::input(format!(
+                    "{url}: unknown store URL scheme (swift://, s3://, file:// or a path)"
+                )))
             }
             None => PathBuf::from(url),
         };
@@ -202,7 +211,13 @@ impl ImageStore {
             Err(e) => return Err(Error::store("read image record", self.url(&path), e)),
         };
         let rec: ImageRecord = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(ErrorKind::Corrupt, "read image record", self.url(&path), "not an image record").with_source(e)
+            Error::new(
+                ErrorKind::Corrupt,
+                "read image record",
+                self.url(&path),
+                "not an image record",
+            )
+            .with_source(e)
         })?;
         if rec.id != id.to_string() {
             return Err(Error::new(
@@ -217,8 +232,14 @@ impl ImageStore {
 
     /// The record of image `id`; a missing image is `NotFound`.
     pub fn require(&self, id: &Uuid) -> Result<ImageRecord> {
-        self.get(id)?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, "find image", id.to_string(), "no such image"))
+        self.get(id)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "find image",
+                id.to_string(),
+                "no such image",
+            )
+        })
     }
 
     /// Writes (or replaces) a record. Callers write it only once the package is verified.
@@ -238,7 +259,14 @@ impl ImageStore {
     }
 
     /// Builds the record of a new image whose package was just verified.
-    pub fn new_record(&self, img: &NewImage, package: PackageInfo, size: u64, md5: String, sha512: String) -> ImageRecord {
+    pub fn new_record(
+        &self,
+        img: &NewImage,
+        package: PackageInfo,
+        size: u64,
+        md5: String,
+        sha512: String,
+    ) -> ImageRecord {
         let now = time::now();
         let mut properties = BTreeMap::new();
         properties.insert(OPTIONS_PROPERTY.to_string(), "0".to_string());
@@ -268,7 +296,11 @@ impl ImageStore {
             .map_err(|e| Error::store("list images", &self.container, e))?;
         let mut out = Vec::new();
         for e in entries {
-            let Some(stem) = e.name.strip_prefix(&self.prefix).and_then(|n| n.strip_suffix(".json")) else {
+            let Some(stem) = e
+                .name
+                .strip_prefix(&self.prefix)
+                .and_then(|n| n.strip_suffix(".json"))
+            else {
                 continue;
             };
             if let Ok(id) = Uuid::parse_str(stem) {
@@ -297,7 +329,12 @@ impl ImageStore {
         match self.store.delete(&rec) {
             Ok(()) => {}
             Err(e) if e.kind() == cloudimg_pipeline::ErrorKind::NotFound => {
-                return Err(Error::new(ErrorKind::NotFound, "delete image", id.to_string(), "no such image"))
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    "delete image",
+                    id.to_string(),
+                    "no such image",
+                ))
             }
             Err(e) => return Err(Error::store("delete image record", self.url(&rec), e)),
         }

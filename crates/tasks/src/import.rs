@@ -73,7 +73,10 @@ pub struct ImportOutcome {
 
 /// The image id an import task creates.
 pub fn image_id_for(task: &Task) -> Uuid {
-    Uuid::new_v5(&IMAGE_ID_NAMESPACE, format!("import:{}", task.id).as_bytes())
+    Uuid::new_v5(
+        &IMAGE_ID_NAMESPACE,
+        format!("import:{}", task.id).as_bytes(),
+    )
 }
 
 /// Runs an import task to its end: `task` goes through processing to success (result
@@ -112,23 +115,48 @@ fn import(
     let id = image_id_for(task);
     if let Some(rec) = images.get(&id)? {
         return if rec.owner == task.owner && rec.name == input.name {
-            Ok(ImportOutcome { image_id: id, resumed: true })
+            Ok(ImportOutcome {
+                image_id: id,
+                resumed: true,
+            })
         } else {
-            Err(Error::new(ErrorKind::InvalidInput, "import", id.to_string(), "an image with this task's id exists with other properties"))
+            Err(Error::new(
+                ErrorKind::InvalidInput,
+                "import",
+                id.to_string(),
+                "an image with this task's id exists with other properties",
+            ))
         };
     }
-    progress(Progress { phase: Phase::Checking, done: 0, total: 0 });
+    progress(Progress {
+        phase: Phase::Checking,
+        done: 0,
+        total: 0,
+    });
     let src_path = ObjectPath::new(&input.container, &input.object);
     let io = Arc::new(ObjectIo::open(source.clone(), &src_path)?);
     let checked = check_source(&io, opts)?;
     images.remove_debris(&id)?;
-    let result = transfer(&io, checked, images, id, &input, &task.owner, opts, progress);
+    let result = transfer(
+        &io,
+        checked,
+        images,
+        id,
+        &input,
+        &task.owner,
+        opts,
+        progress,
+    );
     if result.is_err() {
         // Nothing of a failed import may stay: no record was written; drop the package.
         let pkg = images.package_path(&id);
-        let _ = crate::segments::delete_prefix(&**images.object_store(), images.container(), &pkg.name);
+        let _ =
+            crate::segments::delete_prefix(&**images.object_store(), images.container(), &pkg.name);
     }
-    result.map(|()| ImportOutcome { image_id: id, resumed: false })
+    result.map(|()| ImportOutcome {
+        image_id: id,
+        resumed: false,
+    })
 }
 
 /// The source after the checks: opened as a VHD.
@@ -152,14 +180,26 @@ pub fn check_source(io: &Arc<ObjectIo>, opts: &ImportOptions) -> Result<CheckedS
         return Err(Error::rejected(
             FailureCode::PhysicalSizeTooLarge,
             &url,
-            format!("the object is {len} bytes; the limit is {}", opts.max_physical_size),
+            format!(
+                "the object is {len} bytes; the limit is {}",
+                opts.max_physical_size
+            ),
         ));
     }
     if len < FOOTER_SIZE as u64 {
-        return Err(Error::rejected(FailureCode::NotVhd, &url, format!("{len} bytes is too short for a VHD footer")));
+        return Err(Error::rejected(
+            FailureCode::NotVhd,
+            &url,
+            format!("{len} bytes is too short for a VHD footer"),
+        ));
     }
-    let footer = read_footer(io, len)?
-        .ok_or_else(|| Error::rejected(FailureCode::NotVhd, &url, "no 'conectix' footer at the end or the start"))?;
+    let footer = read_footer(io, len)?.ok_or_else(|| {
+        Error::rejected(
+            FailureCode::NotVhd,
+            &url,
+            "no 'conectix' footer at the end or the start",
+        )
+    })?;
     match footer.disk_type {
         DiskType::Fixed | DiskType::Dynamic => {}
         DiskType::Differencing => {
@@ -170,38 +210,73 @@ pub fn check_source(io: &Arc<ObjectIo>, opts: &ImportOptions) -> Result<CheckedS
             ))
         }
         DiskType::Other(t) => {
-            return Err(Error::rejected(FailureCode::NotFixedOrDynamic, &url, format!("disk type {t}")))
+            return Err(Error::rejected(
+                FailureCode::NotFixedOrDynamic,
+                &url,
+                format!("disk type {t}"),
+            ))
         }
     }
     if footer.uuid.is_nil() {
-        return Err(Error::rejected(FailureCode::NullUuid, &url, "set a unique id (e.g. with vhd-util set -f uuid)"));
+        return Err(Error::rejected(
+            FailureCode::NullUuid,
+            &url,
+            "set a unique id (e.g. with vhd-util set -f uuid)",
+        ));
     }
     if footer.current_size > opts.max_virtual_size {
         return Err(Error::rejected(
             FailureCode::VirtualSizeTooLarge,
             &url,
-            format!("virtual size {} bytes; the limit is {}", footer.current_size, opts.max_virtual_size),
+            format!(
+                "virtual size {} bytes; the limit is {}",
+                footer.current_size, opts.max_virtual_size
+            ),
         ));
     }
-    let image = Image::from_io(PathBuf::from(&url), Box::new(io.clone())).map_err(|e| reject_vhd(&url, e))?;
+    let image = Image::from_io(PathBuf::from(&url), Box::new(io.clone()))
+        .map_err(|e| reject_vhd(&url, e))?;
     // The footer the reader settled on may differ from our quick look (a damaged tail
     // with a good head copy): check the codes again on what will be read.
     if image.virtual_size() > opts.max_virtual_size {
-        return Err(Error::rejected(FailureCode::VirtualSizeTooLarge, &url, format!("virtual size {}", image.virtual_size())));
+        return Err(Error::rejected(
+            FailureCode::VirtualSizeTooLarge,
+            &url,
+            format!("virtual size {}", image.virtual_size()),
+        ));
     }
     match image.disk_type() {
         DiskType::Fixed | DiskType::Dynamic => {}
-        DiskType::Differencing => return Err(Error::rejected(FailureCode::HasParent, &url, "differencing disk")),
-        DiskType::Other(t) => return Err(Error::rejected(FailureCode::NotFixedOrDynamic, &url, format!("disk type {t}"))),
+        DiskType::Differencing => {
+            return Err(Error::rejected(
+                FailureCode::HasParent,
+                &url,
+                "differencing disk",
+            ))
+        }
+        DiskType::Other(t) => {
+            return Err(Error::rejected(
+                FailureCode::NotFixedOrDynamic,
+                &url,
+                format!("disk type {t}"),
+            ))
+        }
     }
     if image.uuid().is_nil() {
         return Err(Error::rejected(FailureCode::NullUuid, &url, "null UUID"));
     }
-    if image.disk_type() == DiskType::Fixed && image.file_len() < image.virtual_size() + FOOTER_SIZE as u64 {
+    if image.disk_type() == DiskType::Fixed
+        && image.file_len() < image.virtual_size() + FOOTER_SIZE as u64
+    {
         return Err(Error::rejected(
             FailureCode::NotVhd,
             &url,
-            format!("a fixed disk of {} bytes needs {} bytes, the object has {}", image.virtual_size(), image.virtual_size() + 512, image.file_len()),
+            format!(
+                "a fixed disk of {} bytes needs {} bytes, the object has {}",
+                image.virtual_size(),
+                image.virtual_size() + 512,
+                image.file_len()
+            ),
         ));
     }
     Ok(CheckedSource { image })
@@ -235,7 +310,11 @@ pub(crate) fn from_vhd(op: &'static str, url: &str, e: cloudimg_vhd::Error) -> E
             return Error::new(ours.kind(), op, url, ours.to_string());
         }
         if let Some(p) = s.downcast_ref::<cloudimg_pipeline::Error>() {
-            let kind = if p.kind() == cloudimg_pipeline::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Store };
+            let kind = if p.kind() == cloudimg_pipeline::ErrorKind::NotFound {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Store
+            };
             return Error::new(kind, op, url, p.to_string());
         }
         src = s.source();
@@ -270,8 +349,16 @@ fn transfer(
     let layout = {
         let mut src = ChainSource::new(&chain);
         if fixed {
-            progress(Progress { phase: Phase::Scanning, done: 0, total: size });
-            let mut scan = ScanProgress { inner: &mut src, progress, size };
+            progress(Progress {
+                phase: Phase::Scanning,
+                done: 0,
+                total: size,
+            });
+            let mut scan = ScanProgress {
+                inner: &mut src,
+                progress,
+                size,
+            };
             DynamicLayout::plan(&mut scan, &dopts)
         } else {
             DynamicLayout::plan(&mut src, &dopts)
@@ -279,13 +366,33 @@ fn transfer(
         .map_err(|e| from_vhd("plan", &url, e))?
     };
     let pkg_path = images.package_path(&id);
-    let mut writer = PackageWriter::new(images.object_store().clone(), pkg_path, "0.vhd", layout.total_len(), &opts.package)?;
-    progress(Progress { phase: Phase::Transferring, done: 0, total: size });
+    let mut writer = PackageWriter::new(
+        images.object_store().clone(),
+        pkg_path,
+        "0.vhd",
+        layout.total_len(),
+        &opts.package,
+    )?;
+    progress(Progress {
+        phase: Phase::Transferring,
+        done: 0,
+        total: size,
+    });
     let mut src = ChainSource::new(&chain);
     layout
-        .write_to(&mut src, &mut writer, &mut |done| progress(Progress { phase: Phase::Transferring, done, total: size }))
+        .write_to(&mut src, &mut writer, &mut |done| {
+            progress(Progress {
+                phase: Phase::Transferring,
+                done,
+                total: size,
+            })
+        })
         .map_err(|e| from_vhd("convert", &url, e))?;
-    progress(Progress { phase: Phase::Verifying, done: 0, total: 0 });
+    progress(Progress {
+        phase: Phase::Verifying,
+        done: 0,
+        total: 0,
+    });
     let written = writer.finish()?;
     let img = NewImage {
         id,
@@ -293,7 +400,13 @@ fn transfer(
         owner: owner.to_string(),
         virtual_size: layout.virtual_size(),
     };
-    let rec = images.new_record(&img, written.info, written.size, written.md5, written.sha512);
+    let rec = images.new_record(
+        &img,
+        written.info,
+        written.size,
+        written.md5,
+        written.sha512,
+    );
     images.put_record(&rec)
 }
 
@@ -315,7 +428,11 @@ impl cloudimg_vhd::write::DiskSource for ScanProgress<'_, '_> {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> cloudimg_vhd::Result<()> {
         self.inner.read_at(offset, buf)?;
-        (self.progress)(Progress { phase: Phase::Scanning, done: offset + buf.len() as u64, total: self.size });
+        (self.progress)(Progress {
+            phase: Phase::Scanning,
+            done: offset + buf.len() as u64,
+            total: self.size,
+        });
         Ok(())
     }
 }

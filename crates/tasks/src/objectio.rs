@@ -54,7 +54,11 @@ struct OpenRead {
 
 impl std::fmt::Debug for ObjectIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectIo").field("url", &self.url).field("len", &self.len).field("pieces", &self.pieces.len()).finish()
+        f.debug_struct("ObjectIo")
+            .field("url", &self.url)
+            .field("len", &self.len)
+            .field("pieces", &self.pieces.len())
+            .finish()
     }
 }
 
@@ -62,7 +66,9 @@ impl ObjectIo {
     /// Resolves `path` in `store`. A missing object is `NotFound`.
     pub fn open(store: Arc<dyn ObjectStore>, path: &ObjectPath) -> Result<ObjectIo> {
         let url = store.url(path);
-        let info = store.head(path).map_err(|e| Error::store("open source", &url, e))?;
+        let info = store
+            .head(path)
+            .map_err(|e| Error::store("open source", &url, e))?;
         let pieces = match &info.manifest {
             Some(Manifest::Dlo { container, prefix }) => {
                 let segs = cloudimg_pipeline::list_all(&*store, container, prefix)
@@ -71,24 +77,38 @@ impl ObjectIo {
                 segs.into_iter()
                     .filter(|s| s.name.starts_with(prefix.as_str()))
                     .map(|s| {
-                        let p = Piece { path: ObjectPath::new(container, s.name), start, len: s.size };
+                        let p = Piece {
+                            path: ObjectPath::new(container, s.name),
+                            start,
+                            len: s.size,
+                        };
                         start += s.size;
                         p
                     })
                     .collect::<Vec<_>>()
             }
             Some(Manifest::Slo) => {
-                let segs = store.get_slo_manifest(path).map_err(|e| Error::store("read SLO manifest", &url, e))?;
+                let segs = store
+                    .get_slo_manifest(path)
+                    .map_err(|e| Error::store("read SLO manifest", &url, e))?;
                 let mut start = 0;
                 segs.into_iter()
                     .map(|s| {
-                        let p = Piece { path: s.path, start, len: s.size };
+                        let p = Piece {
+                            path: s.path,
+                            start,
+                            len: s.size,
+                        };
                         start += s.size;
                         p
                     })
                     .collect()
             }
-            _ => vec![Piece { path: path.clone(), start: 0, len: info.size }],
+            _ => vec![Piece {
+                path: path.clone(),
+                start: 0,
+                len: info.size,
+            }],
         };
         let pieces: Vec<Piece> = pieces.into_iter().filter(|p| p.len > 0).collect();
         let len = pieces.last().map(|p| p.start + p.len).unwrap_or(0);
@@ -97,7 +117,10 @@ impl ObjectIo {
                 ErrorKind::Store,
                 "open source",
                 &url,
-                format!("the store reports {} bytes but the segments hold {len}", info.size),
+                format!(
+                    "the store reports {} bytes but the segments hold {len}",
+                    info.size
+                ),
             ));
         }
         Ok(ObjectIo::from_pieces(store, url, pieces))
@@ -133,7 +156,10 @@ impl ObjectIo {
 
     /// A reader of the whole object front to back.
     pub fn stream(self: &Arc<Self>) -> SeqReader {
-        SeqReader { io: self.clone(), pos: 0 }
+        SeqReader {
+            io: self.clone(),
+            pos: 0,
+        }
     }
 
     fn piece_at(&self, offset: u64) -> Option<usize> {
@@ -144,16 +170,19 @@ impl ObjectIo {
     fn start_read(&self, piece: usize, offset: u64) -> io::Result<OpenRead> {
         let p = &self.pieces[piece];
         let local = offset - p.start;
-        let s = self
-            .store
-            .get(&p.path, Some(local..p.len))
-            .map_err(|e| io::Error::other(Error::store("read source", self.store.url(&p.path), e)))?;
+        let s = self.store.get(&p.path, Some(local..p.len)).map_err(|e| {
+            io::Error::other(Error::store("read source", self.store.url(&p.path), e))
+        })?;
         if s.len != p.len - local {
             return Err(io::Error::other(Error::new(
                 ErrorKind::Store,
                 "read source",
                 self.store.url(&p.path),
-                format!("asked for {} bytes, the store offers {}", p.len - local, s.len),
+                format!(
+                    "asked for {} bytes, the store offers {}",
+                    p.len - local,
+                    s.len
+                ),
             )));
         }
         let (tx, rx) = sync_channel(DEPTH);
@@ -187,7 +216,12 @@ impl OpenRead {
             if self.pending_at == self.pending.len() {
                 self.pending = match self.rx.recv() {
                     Ok(r) => r?,
-                    Err(_) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "source read ended early")),
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "source read ended early",
+                        ))
+                    }
                 };
                 self.pending_at = 0;
             }
@@ -216,7 +250,12 @@ impl LayerIo for ObjectIo {
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= self.len)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the object"))?;
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "read past the end of the object",
+                )
+            })?;
         let mut open = self.open.lock().expect("not poisoned");
         while offset < end {
             let i = self.piece_at(offset).expect("inside the object");

@@ -57,7 +57,8 @@ impl OutputView {
         let mut bat = vec![0xffu8; bat_bytes as usize];
         for (k, &b) in blocks.iter().enumerate() {
             let sector = (data_start + k as u64 * stride) / 512;
-            let sector = u32::try_from(sector).map_err(|_| io::Error::other("BAT entry overflow"))?;
+            let sector =
+                u32::try_from(sector).map_err(|_| io::Error::other("BAT entry overflow"))?;
             let at = b as usize * 4;
             bat[at..at + 4].copy_from_slice(&sector.to_be_bytes());
         }
@@ -97,8 +98,14 @@ impl OutputView {
 
     /// Fills `buf` with the VHD's bytes at `offset`.
     pub fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.total) {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the output"));
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.total)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the output",
+            ));
         }
         while !buf.is_empty() {
             let n = self.piece(offset, buf)?;
@@ -147,7 +154,9 @@ impl OutputView {
         let size = self.chain.virtual_size();
         let inside = size.saturating_sub(v).min(n as u64) as usize;
         if inside > 0 {
-            self.chain.read_at(v, &mut buf[..inside]).map_err(io::Error::other)?;
+            self.chain
+                .read_at(v, &mut buf[..inside])
+                .map_err(io::Error::other)?;
         }
         buf[inside..n].fill(0);
         Ok(n)
@@ -198,7 +207,11 @@ impl Body for RangeBody {
                 }
             }
         });
-        Ok(Box::new(ChunkReader { rx, cur: Vec::new(), at: 0 }))
+        Ok(Box::new(ChunkReader {
+            rx,
+            cur: Vec::new(),
+            at: 0,
+        }))
     }
 }
 

@@ -71,9 +71,9 @@ struct Segmenter {
 impl Segmenter {
     fn flush_segment(&mut self) -> Result<()> {
         let (store, path, jobs) = (&self.store, &self.path, self.upload_jobs);
-        let up = self
-            .uploader
-            .get_or_insert_with(|| Uploader::new(store.clone(), &path.container, &path.name, jobs, 1));
+        let up = self.uploader.get_or_insert_with(|| {
+            Uploader::new(store.clone(), &path.container, &path.name, jobs, 1)
+        });
         let body = std::mem::replace(&mut self.buf, Vec::with_capacity(self.segment_size));
         up.submit(Box::new(body))
     }
@@ -136,7 +136,8 @@ impl PackageWriter {
             jobs: opts.jobs.max(1),
             ..GzOptions::default()
         };
-        let mut gz = ParGzWriter::new(seg, gzo).map_err(|e| Error::package("start gzip", &url, e))?;
+        let mut gz =
+            ParGzWriter::new(seg, gzo).map_err(|e| Error::package("start gzip", &url, e))?;
         let mtime = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -144,7 +145,8 @@ impl PackageWriter {
         let header = Header::file(member, len, mtime)
             .to_bytes()
             .map_err(|e| Error::package("write tar header", &url, e))?;
-        gz.write_all(&header).map_err(|e| crate::error::from_io("write package", &url, e))?;
+        gz.write_all(&header)
+            .map_err(|e| crate::error::from_io("write package", &url, e))?;
         Ok(PackageWriter {
             gz: Some(gz),
             entry_len: len,
@@ -162,13 +164,17 @@ impl PackageWriter {
                 ErrorKind::Io,
                 "write package",
                 &self.url,
-                format!("member got {} bytes, header says {}", self.written, self.entry_len),
+                format!(
+                    "member got {} bytes, header says {}",
+                    self.written, self.entry_len
+                ),
             ));
         }
         let mut gz = self.gz.take().expect("finish once");
         let pad = (BLOCK as u64 - self.entry_len % BLOCK as u64) % BLOCK as u64;
         let tail = vec![0u8; pad as usize + 2 * BLOCK];
-        gz.write_all(&tail).map_err(|e| crate::error::from_io("write package", &self.url, e))?;
+        gz.write_all(&tail)
+            .map_err(|e| crate::error::from_io("write package", &self.url, e))?;
         let mut seg = gz.finish().map_err(|e| package_error(&self.url, e))?;
         let md5 = hex::encode(seg.md5.finalize_reset());
         let sha512 = hex::encode(seg.sha512.finalize_reset());
@@ -183,7 +189,9 @@ impl PackageWriter {
                     content_type: Some("application/gzip".into()),
                     ..Default::default()
                 };
-                store.put(&path, &body, &opts).map_err(|e| Error::store("upload package", &self.url, e))?;
+                store
+                    .put(&path, &body, &opts)
+                    .map_err(|e| Error::store("upload package", &self.url, e))?;
                 Vec::new()
             }
             Some(mut up) => {
@@ -198,11 +206,17 @@ impl PackageWriter {
                 finish_large(&*store, &path, &written, size)?;
                 written
                     .into_iter()
-                    .map(|w: Written| SegmentInfo { name: w.name, size: w.size, etag: w.etag })
+                    .map(|w: Written| SegmentInfo {
+                        name: w.name,
+                        size: w.size,
+                        etag: w.etag,
+                    })
                     .collect()
             }
         };
-        let info = store.head(&path).map_err(|e| Error::store("verify package", &self.url, e))?;
+        let info = store
+            .head(&path)
+            .map_err(|e| Error::store("verify package", &self.url, e))?;
         if info.size != size {
             return Err(Error::new(
                 ErrorKind::Store,
@@ -225,7 +239,12 @@ impl PackageWriter {
     }
 }
 
-fn finish_large(store: &dyn ObjectStore, path: &ObjectPath, written: &[Written], size: u64) -> Result<()> {
+fn finish_large(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    written: &[Written],
+    size: u64,
+) -> Result<()> {
     let total: u64 = written.iter().map(|w| w.size).sum();
     if total != size {
         return Err(Error::new(

@@ -48,7 +48,13 @@ pub struct Uploader {
 
 impl Uploader {
     /// Starts `jobs` workers; at most `queue` segments wait beyond those being sent.
-    pub fn new(store: Arc<dyn ObjectStore>, container: &str, base: &str, jobs: usize, queue: usize) -> Uploader {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        container: &str,
+        base: &str,
+        jobs: usize,
+        queue: usize,
+    ) -> Uploader {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let done = Arc::new(Mutex::new(BTreeMap::new()));
@@ -56,7 +62,8 @@ impl Uploader {
         let workers = (0..jobs.max(1))
             .map(|_| {
                 let (rx, done, failed) = (rx.clone(), done.clone(), failed.clone());
-                let (store, container, base) = (store.clone(), container.to_string(), base.to_string());
+                let (store, container, base) =
+                    (store.clone(), container.to_string(), base.to_string());
                 std::thread::spawn(move || worker(&*store, &container, &base, &rx, &done, &failed))
             })
             .collect();
@@ -88,7 +95,12 @@ impl Uploader {
         let tx = self.tx.as_ref().expect("open until finish");
         if tx.send((k, body)).is_err() {
             return Err(self.take_failure().unwrap_or_else(|| {
-                Error::new(ErrorKind::Io, "upload segment", segment_name(&self.base, k), "upload workers stopped")
+                Error::new(
+                    ErrorKind::Io,
+                    "upload segment",
+                    segment_name(&self.base, k),
+                    "upload workers stopped",
+                )
             }));
         }
         Ok(())
@@ -189,7 +201,12 @@ fn worker(
 
 /// Re-lists `container` under `prefix` until it shows exactly `expected` (names, sizes,
 /// ETags), retrying a few times for eventual consistency.
-pub fn verify_listing(store: &dyn ObjectStore, container: &str, prefix: &str, expected: &[Written]) -> Result<()> {
+pub fn verify_listing(
+    store: &dyn ObjectStore,
+    container: &str,
+    prefix: &str,
+    expected: &[Written],
+) -> Result<()> {
     let mut last = String::new();
     for attempt in 0..6u32 {
         if attempt > 0 {
@@ -197,7 +214,10 @@ pub fn verify_listing(store: &dyn ObjectStore, container: &str, prefix: &str, ex
         }
         let listed = cloudimg_pipeline::list_all(store, container, prefix)
             .map_err(|e| Error::store("verify segments", container, e))?;
-        let listed: Vec<_> = listed.into_iter().filter(|e| e.name.starts_with(prefix)).collect();
+        let listed: Vec<_> = listed
+            .into_iter()
+            .filter(|e| e.name.starts_with(prefix))
+            .collect();
         if listed.len() == expected.len()
             && listed
                 .iter()
@@ -213,28 +233,42 @@ pub fn verify_listing(store: &dyn ObjectStore, container: &str, prefix: &str, ex
             first_difference(&listed, expected)
         );
     }
-    Err(Error::new(ErrorKind::Store, "verify segments", format!("{container}/{prefix}"), last))
+    Err(Error::new(
+        ErrorKind::Store,
+        "verify segments",
+        format!("{container}/{prefix}"),
+        last,
+    ))
 }
 
 fn first_difference(listed: &[cloudimg_pipeline::ListEntry], expected: &[Written]) -> String {
     for (i, w) in expected.iter().enumerate() {
         match listed.get(i) {
             None => return format!("{} missing", w.name),
-            Some(l) if l.name != w.name => return format!("{} where {} was expected", l.name, w.name),
-            Some(l) if l.size != w.size => return format!("{} has {} bytes, wrote {}", w.name, l.size, w.size),
-            Some(l) if l.etag != w.etag => return format!("{} has ETag {}, wrote {}", w.name, l.etag, w.etag),
+            Some(l) if l.name != w.name => {
+                return format!("{} where {} was expected", l.name, w.name)
+            }
+            Some(l) if l.size != w.size => {
+                return format!("{} has {} bytes, wrote {}", w.name, l.size, w.size)
+            }
+            Some(l) if l.etag != w.etag => {
+                return format!("{} has ETag {}, wrote {}", w.name, l.etag, w.etag)
+            }
             Some(_) => {}
         }
     }
-    listed.get(expected.len()).map(|l| format!("{} is extra", l.name)).unwrap_or_default()
+    listed
+        .get(expected.len())
+        .map(|l| format!("{} is extra", l.name))
+        .unwrap_or_default()
 }
 
 /// Deletes `base` itself (first, so a manifest stops pointing at segments before they
 /// go) and every object named `base...` under it that is a segment (`base-NNNNN`) in
 /// `container`. Returns how many objects were deleted. Missing objects are fine.
 pub fn delete_prefix(store: &dyn ObjectStore, container: &str, base: &str) -> Result<usize> {
-    let entries =
-        cloudimg_pipeline::list_all(store, container, base).map_err(|e| Error::store("list for cleanup", container, e))?;
+    let entries = cloudimg_pipeline::list_all(store, container, base)
+        .map_err(|e| Error::store("list for cleanup", container, e))?;
     let mut names: Vec<String> = entries
         .into_iter()
         .map(|e| e.name)

@@ -79,7 +79,12 @@ impl Task {
     }
 
     /// A new pending task with a given id (a re-run of the same task keeps its id).
-    pub fn with_id(id: impl Into<String>, task_type: TaskType, input: Value, owner: impl Into<String>) -> Task {
+    pub fn with_id(
+        id: impl Into<String>,
+        task_type: TaskType,
+        input: Value,
+        owner: impl Into<String>,
+    ) -> Task {
         let id = id.into();
         let now = time::now();
         Task {
@@ -101,15 +106,26 @@ impl Task {
     /// Parses a task JSON document (as written by [`Task`] or Glance). A document holding
     /// only `type` and `input` (the body of `POST /v2/tasks`) becomes a new pending task.
     pub fn from_json(text: &str, default_owner: &str) -> Result<Task> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::input(format!("task JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| Error::input("task JSON must be an object"))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| Error::input(format!("task JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::input("task JSON must be an object"))?;
         if obj.contains_key("status") {
             return serde_json::from_value(v).map_err(|e| Error::input(format!("task JSON: {e}")));
         }
-        let task_type: TaskType = serde_json::from_value(obj.get("type").cloned().unwrap_or(Value::Null))
-            .map_err(|_| Error::input("task JSON: \"type\" must be \"import\" or \"export\""))?;
-        let input = obj.get("input").cloned().ok_or_else(|| Error::input("task JSON: no \"input\""))?;
-        let owner = obj.get("owner").and_then(Value::as_str).unwrap_or(default_owner);
+        let task_type: TaskType = serde_json::from_value(
+            obj.get("type").cloned().unwrap_or(Value::Null),
+        )
+        .map_err(|_| Error::input("task JSON: \"type\" must be \"import\" or \"export\""))?;
+        let input = obj
+            .get("input")
+            .cloned()
+            .ok_or_else(|| Error::input("task JSON: no \"input\""))?;
+        let owner = obj
+            .get("owner")
+            .and_then(Value::as_str)
+            .unwrap_or(default_owner);
         Ok(match obj.get("id").and_then(Value::as_str) {
             Some(id) => Task::with_id(id, task_type, input, owner),
             None => Task::new(task_type, input, owner),
@@ -187,15 +203,23 @@ impl ImportInput {
     /// "vhd", "image_properties": {"name": ...}}`. Anything else is code 111.
     pub fn parse(input: &Value) -> Result<ImportInput> {
         let obj = as_object(input)?;
-        only_keys(obj, &["import_from", "import_from_format", "image_properties"], "input")?;
+        only_keys(
+            obj,
+            &["import_from", "import_from_format", "image_properties"],
+            "input",
+        )?;
         let from = string(obj, "import_from")?;
         let (container, object) = from
             .split_once('/')
             .filter(|(c, o)| !c.is_empty() && !o.is_empty())
-            .ok_or_else(|| Error::input(format!("import_from {from:?} must be \"container/object\"")))?;
+            .ok_or_else(|| {
+                Error::input(format!("import_from {from:?} must be \"container/object\""))
+            })?;
         let format = string(obj, "import_from_format")?;
         if !format.eq_ignore_ascii_case("vhd") {
-            return Err(Error::input(format!("import_from_format {format:?} is not supported (only \"vhd\")")));
+            return Err(Error::input(format!(
+                "import_from_format {format:?} is not supported (only \"vhd\")"
+            )));
         }
         let props = obj
             .get("image_properties")
@@ -205,7 +229,9 @@ impl ImportInput {
         only_keys(props, &["name"], "image_properties")?;
         let name = string(props, "name")?;
         if name.trim().is_empty() || name.len() > 255 {
-            return Err(Error::input("image_properties.name must be 1-255 characters"));
+            return Err(Error::input(
+                "image_properties.name must be 1-255 characters",
+            ));
         }
         Ok(ImportInput {
             container: container.to_string(),
@@ -235,7 +261,8 @@ impl ExportInput {
         let obj = as_object(input)?;
         only_keys(obj, &["image_uuid", "receiving_swift_container"], "input")?;
         let id = string(obj, "image_uuid")?;
-        let image_uuid = Uuid::parse_str(id).map_err(|_| Error::input(format!("image_uuid {id:?} is not a UUID")))?;
+        let image_uuid = Uuid::parse_str(id)
+            .map_err(|_| Error::input(format!("image_uuid {id:?} is not a UUID")))?;
         let container = string(obj, "receiving_swift_container")?;
         check_container_name(container)?;
         Ok(ExportInput {
@@ -248,7 +275,9 @@ impl ExportInput {
 /// Cloud Images refuses container names with `/`, `?` or `.` (and Swift's own limits).
 pub fn check_container_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 256 {
-        return Err(Error::input("receiving_swift_container must be 1-256 characters"));
+        return Err(Error::input(
+            "receiving_swift_container must be 1-256 characters",
+        ));
     }
     if let Some(c) = name.chars().find(|c| matches!(c, '/' | '?' | '.')) {
         return Err(Error::input(format!(
@@ -259,7 +288,8 @@ pub fn check_container_name(name: &str) -> Result<()> {
 }
 
 fn as_object(v: &Value) -> Result<&Map<String, Value>> {
-    v.as_object().ok_or_else(|| Error::input("task input must be a JSON object"))
+    v.as_object()
+        .ok_or_else(|| Error::input("task input must be a JSON object"))
 }
 
 fn only_keys(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<()> {
@@ -288,7 +318,10 @@ mod tests {
     #[test]
     fn import_input_is_strict() {
         let ok = ImportInput::parse(&ImportInput::to_json("c", "a/b.vhd", "img")).unwrap();
-        assert_eq!((ok.container.as_str(), ok.object.as_str(), ok.name.as_str()), ("c", "a/b.vhd", "img"));
+        assert_eq!(
+            (ok.container.as_str(), ok.object.as_str(), ok.name.as_str()),
+            ("c", "a/b.vhd", "img")
+        );
         for bad in [
             json!({"import_from": "c/o", "import_from_format": "vhd", "image_properties": {"name": "x", "os_type": "linux"}}),
             json!({"import_from": "c", "import_from_format": "vhd", "image_properties": {"name": "x"}}),
@@ -308,7 +341,10 @@ mod tests {
         let id = "0b6a4b8e-3f6e-4f41-9c4f-2d8f5f3f0a11";
         assert!(ExportInput::parse(&ExportInput::to_json(id, "exports")).is_ok());
         for c in ["a/b", "a?b", "a.b", ""] {
-            assert!(ExportInput::parse(&ExportInput::to_json(id, c)).is_err(), "{c}");
+            assert!(
+                ExportInput::parse(&ExportInput::to_json(id, c)).is_err(),
+                "{c}"
+            );
         }
         assert!(ExportInput::parse(&ExportInput::to_json("nope", "c")).is_err());
     }
@@ -318,10 +354,27 @@ mod tests {
         let mut t = Task::new(TaskType::Import, ImportInput::to_json("c", "o", "n"), "me");
         assert_eq!(t.status, TaskStatus::Pending);
         t.start();
-        t.fail(&Error::rejected(FailureCode::HasParent, "c/o", "parent uuid ..."));
+        t.fail(&Error::rejected(
+            FailureCode::HasParent,
+            "c/o",
+            "parent uuid ...",
+        ));
         assert_eq!(t.failure_code(), Some(FailureCode::HasParent));
         let v: Value = serde_json::from_str(&t.to_json()).unwrap();
-        for k in ["id", "type", "status", "input", "result", "owner", "message", "expires_at", "created_at", "updated_at", "self", "schema"] {
+        for k in [
+            "id",
+            "type",
+            "status",
+            "input",
+            "result",
+            "owner",
+            "message",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "self",
+            "schema",
+        ] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert_eq!(v["status"], "failure");
@@ -331,7 +384,11 @@ mod tests {
         assert_eq!(exp.duration_since(end).unwrap(), time::TASK_TIME_TO_LIVE);
         let back = Task::from_json(&t.to_json(), "x").unwrap();
         assert_eq!(back, t);
-        let posted = Task::from_json(r#"{"type":"export","input":{"image_uuid":"u","receiving_swift_container":"c"}}"#, "o").unwrap();
+        let posted = Task::from_json(
+            r#"{"type":"export","input":{"image_uuid":"u","receiving_swift_container":"c"}}"#,
+            "o",
+        )
+        .unwrap();
         assert_eq!(posted.status, TaskStatus::Pending);
         assert_eq!(posted.owner, "o");
     }

@@ -8,7 +8,10 @@ pub const TASK_TIME_TO_LIVE: Duration = Duration::from_secs(48 * 3600);
 
 /// `t` as `YYYY-MM-DDThh:mm:ssZ`; times before 1970 print as the epoch.
 pub fn iso8601(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
@@ -28,7 +31,13 @@ pub fn now() -> String {
 /// Parses what [`iso8601`] writes (also accepting fractional seconds and `+00:00`).
 pub fn parse_iso8601(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -77,7 +86,10 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_407_120);
         assert_eq!(iso8601(t), "2026-11-23T04:12:00Z");
         assert_eq!(parse_iso8601("2026-11-23T04:12:00Z"), Some(t));
-        assert_eq!(iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
         assert!(parse_iso8601("2026-13-01T00:00:00Z").is_none());
         assert!(parse_iso8601("yesterday").is_none());
     }

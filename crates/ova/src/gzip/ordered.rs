@@ -1,14 +1,34 @@
-//! A bounded, order-preserving job queue on a rayon pool: jobs run in
-//! parallel, results come back in submission order, and at most `max` jobs
+//! A bounded, order-preserving job queue on its own worker threads: jobs run
+//! in parallel, results come back in submission order, and at most `max` jobs
 //! (and so at most `max` chunks of memory) are in flight.
+//!
+//! Plain threads blocked on a channel rather than a rayon pool: rayon's idle
+//! workers spin looking for work, which on a busy two-core machine steals the
+//! very CPU the compressing worker needs (measured: two rayon workers were
+//! slower than one).
 
 use std::collections::VecDeque;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
 
 pub(crate) struct Ordered<T: Send + 'static> {
-    pool: Arc<rayon::ThreadPool>,
+    jobs: Option<mpsc::Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
     pending: VecDeque<mpsc::Receiver<T>>,
     max: usize,
+}
+
+impl<T: Send + 'static> Drop for Ordered<T> {
+    fn drop(&mut self) {
+        // Closing the job channel ends the workers once they finish what they hold.
+        self.jobs.take();
+        self.pending.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
 }
 
 /// A worker panicked, so its result never arrives.
@@ -18,13 +38,29 @@ pub(crate) struct WorkerLost;
 impl<T: Send + 'static> Ordered<T> {
     /// A queue running on `threads` new worker threads with at most `max` jobs in flight.
     pub(crate) fn new(threads: usize, max: usize) -> std::io::Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("cloudimg-gz-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let rx = Arc::clone(&rx);
+            let handle = std::thread::Builder::new()
+                .name(format!("cloudimg-gz-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })?;
+            workers.push(handle);
+        }
         Ok(Ordered {
-            pool: Arc::new(pool),
+            jobs: Some(tx),
+            workers,
             pending: VecDeque::new(),
             max: max.max(1),
         })
@@ -42,10 +78,15 @@ impl<T: Send + 'static> Ordered<T> {
     /// Starts `job`; call only when not [`Ordered::is_full`].
     pub(crate) fn submit(&mut self, job: impl FnOnce() -> T + Send + 'static) {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.pool.spawn(move || {
+        let run: Job = Box::new(move || {
             // The receiver is gone only when the owner was dropped mid-stream.
             let _ = tx.send(job());
         });
+        // Workers outlive the sender (joined in Drop), so this send cannot fail;
+        // if it did, the dropped job's receiver reports the loss in `next`.
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(run);
+        }
         self.pending.push_back(rx);
     }
 

@@ -507,7 +507,7 @@ impl ObjectStore for S3Store {
             .filter(|n| n.tag_name().name() == "Upload")
             .filter(|n| child_text(*n, "Key").as_deref() == Some(path.name.as_str()))
             .filter_map(|n| child_text(n, "UploadId"))
-            .last())
+            .next_back())
     }
 
     fn multipart_put_part(

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn fixture(name: &str) -> PathBuf {
-    cloudimg_fixtures::env::workspace_root().join("fixtures").join(name)
+    cloudimg_fixtures::env::workspace_root()
+        .join("fixtures")
+        .join(name)
 }
 
 pub fn local(dir: &Path) -> Arc<dyn ObjectStore> {
@@ -24,8 +26,18 @@ pub fn put_file(store: &dyn ObjectStore, container: &str, name: &str, file: &Pat
     store.ensure_container(container).unwrap();
     let f = std::fs::File::open(file).unwrap();
     let len = f.metadata().unwrap().len();
-    let body = FileRange { file: Arc::new(f), offset: 0, len };
-    store.put(&ObjectPath::new(container, name), &body, &PutOptions::default()).unwrap();
+    let body = FileRange {
+        file: Arc::new(f),
+        offset: 0,
+        len,
+    };
+    store
+        .put(
+            &ObjectPath::new(container, name),
+            &body,
+            &PutOptions::default(),
+        )
+        .unwrap();
 }
 
 /// Downloads a whole object (large objects concatenated by the store) into `dest`.
@@ -40,9 +52,17 @@ pub fn get_file(store: &dyn ObjectStore, path: &ObjectPath, dest: &Path) {
 /// Unpacks an image's package into `dir`, returning the layer files leaf first.
 pub fn unpack_image(images: &ImageStore, rec: &ImageRecord, dir: &Path) -> Vec<PathBuf> {
     let store = images.object_store();
-    let s = store.get(&ObjectPath::new(images.container(), &rec.package.object), None).unwrap();
+    let s = store
+        .get(
+            &ObjectPath::new(images.container(), &rec.package.object),
+            None,
+        )
+        .unwrap();
     assert_eq!(s.len, rec.size);
-    let limits = cloudimg_ova::Limits { max_ratio: 5000, ..Default::default() };
+    let limits = cloudimg_ova::Limits {
+        max_ratio: 5000,
+        ..Default::default()
+    };
     let mut xs = XenStream::new(s.reader, limits).unwrap();
     let mut files = Vec::new();
     while let Some(mut m) = xs.next_member().unwrap() {
@@ -52,10 +72,20 @@ pub fn unpack_image(images: &ImageStore, rec: &ImageRecord, dir: &Path) -> Vec<P
         files.push((m.archive_name().to_string(), p));
     }
     let (chain, stats) = xs.finish().unwrap();
-    assert_eq!(stats.md5, rec.checksum, "record checksum is the package MD5");
+    assert_eq!(
+        stats.md5, rec.checksum,
+        "record checksum is the package MD5"
+    );
     chain
         .iter()
-        .map(|m| files.iter().find(|(n, _)| *n == m.archive_name).unwrap().1.clone())
+        .map(|m| {
+            files
+                .iter()
+                .find(|(n, _)| *n == m.archive_name)
+                .unwrap()
+                .1
+                .clone()
+        })
         .collect()
 }
 
@@ -108,11 +138,119 @@ pub fn tar_package(layers: &[PathBuf], dir: &Path) -> Option<PathBuf> {
 
 /// The shipped chain, leaf first.
 pub fn chain_layers() -> Vec<PathBuf> {
-    ["leaf.vhd", "mid.vhd", "base.vhd"].iter().map(|n| fixture(&format!("chain/{n}"))).collect()
+    ["leaf.vhd", "mid.vhd", "base.vhd"]
+        .iter()
+        .map(|n| fixture(&format!("chain/{n}")))
+        .collect()
 }
 
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
     r.read_to_end(&mut v).unwrap();
     v
+}
+
+/// A store that passes everything through but fails the `n`-th PUT (1-based) of an object
+/// whose name contains `pattern`: a fault injected mid-upload, through the real trait.
+#[derive(Debug)]
+pub struct FailNthPut {
+    pub inner: Arc<dyn ObjectStore>,
+    pub pattern: String,
+    pub n: usize,
+    pub seen: std::sync::atomic::AtomicUsize,
+}
+
+impl FailNthPut {
+    pub fn wrap(inner: Arc<dyn ObjectStore>, pattern: &str, n: usize) -> Arc<dyn ObjectStore> {
+        Arc::new(FailNthPut {
+            inner,
+            pattern: pattern.into(),
+            n,
+            seen: Default::default(),
+        })
+    }
+}
+
+impl ObjectStore for FailNthPut {
+    fn url(&self, path: &ObjectPath) -> String {
+        self.inner.url(path)
+    }
+    fn capabilities(&self) -> cloudimg_pipeline::Capabilities {
+        self.inner.capabilities()
+    }
+    fn retry_policy(&self) -> cloudimg_pipeline::RetryPolicy {
+        self.inner.retry_policy()
+    }
+    fn ensure_container(&self, c: &str) -> cloudimg_pipeline::Result<()> {
+        self.inner.ensure_container(c)
+    }
+    fn container_exists(&self, c: &str) -> cloudimg_pipeline::Result<bool> {
+        self.inner.container_exists(c)
+    }
+    fn put(
+        &self,
+        path: &ObjectPath,
+        body: &dyn cloudimg_pipeline::Body,
+        opts: &PutOptions,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::PutResult> {
+        if path.name.contains(&self.pattern) {
+            let k = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if k == self.n {
+                // Read part of the body first, as a connection dropped mid-segment would.
+                let mut r = body.reader().unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = r.read(&mut buf);
+                return Err(cloudimg_pipeline::Error::new(
+                    cloudimg_pipeline::ErrorKind::RetriesExhausted,
+                    "put",
+                    self.url(path),
+                    "injected fault: connection reset",
+                ));
+            }
+        }
+        self.inner.put(path, body, opts)
+    }
+    fn get(
+        &self,
+        path: &ObjectPath,
+        range: Option<std::ops::Range<u64>>,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::GetStream> {
+        self.inner.get(path, range)
+    }
+    fn head(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<cloudimg_pipeline::ObjectInfo> {
+        self.inner.head(path)
+    }
+    fn list(
+        &self,
+        c: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::ListPage> {
+        self.inner.list(c, prefix, marker, limit)
+    }
+    fn delete(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<()> {
+        self.inner.delete(path)
+    }
+    fn put_dlo_manifest(
+        &self,
+        path: &ObjectPath,
+        c: &str,
+        prefix: &str,
+    ) -> cloudimg_pipeline::Result<()> {
+        self.inner.put_dlo_manifest(path, c, prefix)
+    }
+    fn put_slo_manifest(
+        &self,
+        path: &ObjectPath,
+        s: &[cloudimg_pipeline::SegmentRef],
+    ) -> cloudimg_pipeline::Result<()> {
+        self.inner.put_slo_manifest(path, s)
+    }
+    fn get_slo_manifest(
+        &self,
+        path: &ObjectPath,
+    ) -> cloudimg_pipeline::Result<Vec<cloudimg_pipeline::SegmentRef>> {
+        self.inner.get_slo_manifest(path)
+    }
 }

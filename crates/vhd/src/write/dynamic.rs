@@ -7,7 +7,7 @@
 //! which no reader mistakes for a complete image.
 
 use super::layout::{block_is_zero, read_clipped, DynamicLayout, IO_CHUNK};
-use super::{check_block_size, vhd_size, DiskSource, DynamicOptions, Progress};
+use super::{check_block_size, vhd_size, DiskSource, DynamicOptions, Progress, Sink};
 use crate::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -25,8 +25,7 @@ pub fn write_dynamic_file(
     let size = vhd_size(source.virtual_size())?;
     // An empty layout validates the sizes and fixes where block k goes.
     let empty = DynamicLayout::new(size, opts.block_size, Vec::new(), opts.uuid)?;
-    file.set_len(0)
-        .map_err(|e| Error::io("truncate output", e))?;
+    super::sink::truncate_if_needed(file)?;
     let bs = u64::from(opts.block_size);
     let entries = u64::from(empty.entries());
     let bitmap = empty.full_bitmap();
@@ -51,8 +50,11 @@ pub fn write_dynamic_file(
                 if !opts.keep_zero_blocks && super::is_zero(data) {
                     continue;
                 }
-                file.write_all_at(&buf, at)
-                    .map_err(|e| Error::io("write block", e).at(at))?;
+                // Every range of a fresh file is written at most once, so
+                // zero pages inside a block can stay holes.
+                let mut sink = Sink::File { file, pos: at };
+                sink.write(&buf[..bitmap.len()])?;
+                sink.write_sparse(&buf[bitmap.len()..])?;
             } else {
                 let data_len = buf.len() - bitmap.len();
                 if !opts.keep_zero_blocks
@@ -68,8 +70,7 @@ pub fn write_dynamic_file(
                     let chunk = &mut buf[bitmap.len()..bitmap.len() + n];
                     read_clipped(source, vstart + off, chunk)?;
                     let pos = at + bitmap.len() as u64 + off;
-                    file.write_all_at(chunk, pos)
-                        .map_err(|e| Error::io("write block", e).at(pos))?;
+                    Sink::File { file, pos }.write_sparse(chunk)?;
                     off += n as u64;
                 }
             }

@@ -14,6 +14,17 @@ const MIN_HOLE: usize = 64 * 1024;
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
+/// Empties `file` unless it already is. A fresh file is left alone because
+/// ext4 flushes a file truncated to zero synchronously when it is closed
+/// (`auto_da_alloc`), which costs seconds on large outputs.
+pub(crate) fn truncate_if_needed(file: &File) -> Result<()> {
+    let len = file.metadata().map_err(|e| Error::io("stat output", e))?.len();
+    if len != 0 {
+        file.set_len(0).map_err(|e| Error::io("truncate output", e))?;
+    }
+    Ok(())
+}
+
 /// A front-to-back output.
 pub enum Sink<'a> {
     /// A regular file written with positional writes; skipped zeros stay holes.
@@ -26,8 +37,7 @@ impl<'a> Sink<'a> {
     /// A sink into `file`, which is truncated first: holes left by skipped
     /// zeros must not expose old bytes.
     pub fn file(file: &'a File) -> Result<Sink<'a>> {
-        file.set_len(0)
-            .map_err(|e| Error::io("truncate output", e))?;
+        truncate_if_needed(file)?;
         Ok(Sink::File { file, pos: 0 })
     }
 
