@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # cloudimg convert against qemu-img convert (raw -> dynamic VHD, VHD -> raw), with
 # `cat` of the same bytes as the I/O limit. Outputs are compared with cmp.
+# cloudimg runs with --no-sync because qemu-img does not fsync its output either.
 #
 # bash benches/compare/convert.sh      (BENCH_SIZE_MB=1024 by default)
 source "$(dirname "$0")/lib.sh"
@@ -16,7 +17,7 @@ section
 measure "raw -> vhd (read limit)" "cat" "$bytes" sh -c "cat '$raw' > /dev/null"
 measure "raw -> vhd" "qemu-img" "$bytes" qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$raw" "$d/q.vhd"
 if implemented convert; then
-    measure "raw -> vhd" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert -f raw -O vpc -o subformat=dynamic "$raw" "$d/c.vhd"
+    measure "raw -> vhd" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert --no-sync -f raw -O vpc -o subformat=dynamic "$raw" "$d/c.vhd"
     # Both VHDs must hold the same disk (read back by qemu-img, the independent reader).
     if [ -f "$d/c.vhd" ]; then
         qemu-img compare -f vpc -F vpc "$d/q.vhd" "$d/c.vhd" >/dev/null &&
@@ -29,7 +30,7 @@ section
 measure "vhd -> raw (copy limit)" "cat" "$bytes" sh -c "cat '$raw' > '$d/cat.raw'"
 measure "vhd -> raw" "qemu-img" "$bytes" qemu-img convert -f vpc -O raw "$d/q.vhd" "$d/q.raw"
 if implemented convert; then
-    measure "vhd -> raw" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert -f vpc -O raw "$d/q.vhd" "$d/c.raw"
+    measure "vhd -> raw" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert --no-sync -f vpc -O raw "$d/q.vhd" "$d/c.raw"
     if [ -f "$d/c.raw" ]; then
         cmp -n "$bytes" "$raw" "$d/c.raw" >/dev/null && note "vhd -> raw: cloudimg output equals the input" ||
             note "vhd -> raw: OUTPUT DIFFERS"

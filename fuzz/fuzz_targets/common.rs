@@ -22,7 +22,10 @@ pub fn walk_extents(chain: &Chain) -> Vec<cloudimg_vhd::Extent> {
         assert!(e.len > 0, "no empty extent");
         assert!(e.end() <= size, "extent inside the virtual size");
         if let Source::Layer { layer, .. } = e.source {
-            assert!(layer < chain.layers().len(), "extent names an existing layer");
+            assert!(
+                layer < chain.layers().len(),
+                "extent names an existing layer"
+            );
         }
         expect = e.end();
         out.push(e);

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n as u64,
             }
-            assert!(total <= limits.max_total_size + buf.len() as u64, "the cap holds");
+            assert!(
+                total <= limits.max_total_size + buf.len() as u64,
+                "the cap holds"
+            );
         }
         let _ = d.finish();
     }

@@ -13,10 +13,28 @@ fuzz_target!(|data: &[u8]| {
         Some(i) => (&data[..i], Some(&data[i + SEP.len()..])),
         None => (data, None),
     };
-    let mut files = vec![UnpackedFile { name: "disk.ovf", size: ovf.len() as u64, sha256: None, sha1: None, text: Some(ovf) }];
+    let mut files = vec![UnpackedFile {
+        name: "disk.ovf",
+        size: ovf.len() as u64,
+        sha256: None,
+        sha1: None,
+        text: Some(ovf),
+    }];
     if let Some(mf) = mf {
-        files.push(UnpackedFile { name: "disk.mf", size: mf.len() as u64, sha256: None, sha1: None, text: Some(mf) });
+        files.push(UnpackedFile {
+            name: "disk.mf",
+            size: mf.len() as u64,
+            sha256: None,
+            sha1: None,
+            text: Some(mf),
+        });
     }
-    files.push(UnpackedFile { name: "disk.vhd", size: 32768, sha256: Some(DISK_SHA256), sha1: None, text: None });
+    files.push(UnpackedFile {
+        name: "disk.vhd",
+        size: 32768,
+        sha256: Some(DISK_SHA256),
+        sha1: None,
+        text: None,
+    });
     let _ = check_unpacked(&files);
 });

@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("cloudimg-fuzz-unpack-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("cloudimg-fuzz-unpack-{}", std::process::id()));
         std::fs::create_dir_all(&base).expect("scratch dir");
         base
     })
@@ -44,13 +45,27 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Ok(report) => {
             for m in &report.members {
-                assert!(!m.name.contains('/') && m.name != ".." && m.name != ".", "flat names only");
+                assert!(
+                    !m.name.contains('/') && m.name != ".." && m.name != ".",
+                    "flat names only"
+                );
                 assert!(dir.join(&m.name).is_file(), "reported member exists");
             }
         }
-        Err(_) => assert!(created.is_empty(), "a failed unpack leaves nothing: {created:?}"),
+        Err(_) => assert!(
+            created.is_empty(),
+            "a failed unpack leaves nothing: {created:?}"
+        ),
     }
     // Nothing may appear beside the target folder.
-    let beside: Vec<_> = std::fs::read_dir(root).expect("list").flatten().map(|e| e.file_name()).collect();
-    assert_eq!(beside, vec![std::ffi::OsString::from("out")], "nothing written outside the folder");
+    let beside: Vec<_> = std::fs::read_dir(root)
+        .expect("list")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        beside,
+        vec![std::ffi::OsString::from("out")],
+        "nothing written outside the folder"
+    );
 });

@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
             Ok(Some(e)) => e,
             Ok(None) | Err(_) => break,
         };
-        assert!(entry.data_offset >= entry.header_offset, "data follows its header");
+        assert!(
+            entry.data_offset >= entry.header_offset,
+            "data follows its header"
+        );
         assert!(entry.header_offset >= last, "entries move forward");
         last = entry.data_offset;
         let _ = entry.name();

@@ -26,5 +26,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut sealed = header.clone();
     let bytes = sealed.seal();
-    assert!(DynamicHeader::parse(&bytes).expect("sealed parses").checksum_ok());
+    assert!(DynamicHeader::parse(&bytes)
+        .expect("sealed parses")
+        .checksum_ok());
 });
