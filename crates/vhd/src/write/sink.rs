@@ -18,9 +18,13 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 /// ext4 flushes a file truncated to zero synchronously when it is closed
 /// (`auto_da_alloc`), which costs seconds on large outputs.
 pub(crate) fn truncate_if_needed(file: &File) -> Result<()> {
-    let len = file.metadata().map_err(|e| Error::io("stat output", e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat output", e))?
+        .len();
     if len != 0 {
-        file.set_len(0).map_err(|e| Error::io("truncate output", e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate output", e))?;
     }
     Ok(())
 }
