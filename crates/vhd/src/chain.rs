@@ -332,6 +332,9 @@ fn find_parent(child: &Image, want: uuid::Uuid, confine: Option<&Path>) -> Resul
         match Image::open(p) {
             Ok(img) if img.uuid() == want => return Ok(img),
             Ok(img) => mismatched.push(format!("{} has UUID {}", p.display(), img.uuid())),
+            // A journaled parent is the right file in an unsafe state: say so rather
+            // than report it missing.
+            Err(e) if e.kind() == ErrorKind::Journal => return Err(e),
             Err(e) => tried.push(format!("{} ({e})", p.display())),
         }
     }

@@ -112,6 +112,9 @@ impl Image {
     /// Opens the VHD file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Image> {
         let path = path.as_ref();
+        // A half-finished in-place coalesce must be rolled back or resumed before
+        // anything reads the parent: its metadata may describe a mix of both states.
+        crate::coalesce::refuse_if_journaled(path)?;
         let io = FileIo::open(path).map_err(|e| Error::io("open", e).path(path))?;
         let mtime = io
             .file()
