@@ -25,6 +25,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::time::Instant;
 
+/// Default parallel GETs. See [`crate::upload::DEFAULT_JOBS`] for the measurements: the
+/// same reasoning holds (the hashing, not the number of connections, is the limit).
+pub const DEFAULT_JOBS: usize = 4;
+/// Default piece (ranged GET and buffer) size: 32 MiB, so the bound `(jobs + 1) x piece`
+/// stays at 160 MiB with the default jobs while each GET is long enough that the request
+/// round trip is noise (a 64 MiB segment is two pieces).
+pub const DEFAULT_PIECE_SIZE: u64 = 32 << 20;
+
 /// Download settings.
 #[derive(Clone)]
 pub struct DownloadOptions {
@@ -39,8 +47,8 @@ pub struct DownloadOptions {
 impl Default for DownloadOptions {
     fn default() -> Self {
         DownloadOptions {
-            jobs: 4,
-            piece_size: 32 << 20,
+            jobs: DEFAULT_JOBS,
+            piece_size: DEFAULT_PIECE_SIZE,
             progress: None,
         }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[derive(clap::Args)]
 pub struct Args {
     /// Parallel GETs.
-    #[arg(short = 'j', long, default_value_t = 4)]
+    #[arg(short = 'j', long, default_value_t = cloudimg_pipeline::download::DEFAULT_JOBS)]
     jobs: usize,
     /// Largest single GET (bytes, or with K/M/G).
     #[arg(long, value_parser = super::upload::parse_size, default_value = "32M")]

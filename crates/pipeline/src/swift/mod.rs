@@ -454,30 +454,7 @@ impl ObjectStore for SwiftStore {
         if status == 204 {
             return Ok(ListPage::default());
         }
-        #[derive(serde::Deserialize)]
-        struct Item {
-            name: Option<String>,
-            bytes: Option<u64>,
-            hash: Option<String>,
-        }
-        let items: Vec<Item> = serde_json::from_slice(&body).map_err(|e| {
-            Error::new(ErrorKind::Permanent, "list", &target, "bad listing JSON").with_source(e)
-        })?;
-        let n = items.len();
-        let entries = items
-            .into_iter()
-            .filter_map(|i| {
-                Some(ListEntry {
-                    name: i.name?,
-                    size: i.bytes?,
-                    etag: normalize_etag(&i.hash.unwrap_or_default()),
-                })
-            })
-            .collect();
-        Ok(ListPage {
-            entries,
-            truncated: n >= limit,
-        })
+        parse_listing_of(&body, limit, &target)
     }
 
     fn delete(&self, path: &ObjectPath) -> Result<()> {
@@ -550,52 +527,132 @@ impl ObjectStore for SwiftStore {
             Some(&path.name),
             "multipart-manifest=get",
         )?;
-        let target = self.url(path);
-        #[derive(serde::Deserialize)]
-        struct Item {
-            name: String,
-            hash: String,
-            bytes: u64,
-            #[serde(default)]
-            range: Option<String>,
-            #[serde(default)]
-            sub_slo: Option<bool>,
-        }
-        let items: Vec<Item> = serde_json::from_slice(&body).map_err(|e| {
-            Error::new(
-                ErrorKind::Permanent,
-                "get SLO manifest",
-                &target,
-                "not an SLO manifest (bad JSON)",
-            )
-            .with_source(e)
-        })?;
-        items
-            .into_iter()
-            .map(|i| {
-                if i.range.is_some() || i.sub_slo == Some(true) {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        "get SLO manifest",
-                        &target,
-                        "segments with ranges or nested SLOs are not supported",
-                    ));
-                }
-                let name = i.name.trim_start_matches('/');
-                let (c, o) = name.split_once('/').ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Permanent,
-                        "get SLO manifest",
-                        &target,
-                        format!("bad segment name {:?}", i.name),
-                    )
-                })?;
-                Ok(SegmentRef {
-                    path: ObjectPath::new(c, o),
-                    etag: normalize_etag(&i.hash),
-                    size: i.bytes,
-                })
+        parse_slo_manifest_of(&body, &self.url(path))
+    }
+}
+
+/// Parses one page of a Swift JSON container listing (`?format=json`) asked for with
+/// `limit`. Entries without a name or size (subdir markers) are left out; the page is
+/// `truncated` when it is full, so the caller asks for the next one.
+pub fn parse_listing(body: &[u8], limit: usize) -> Result<ListPage> {
+    parse_listing_of(body, limit, "swift listing")
+}
+
+fn parse_listing_of(body: &[u8], limit: usize, target: &str) -> Result<ListPage> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        name: Option<String>,
+        bytes: Option<u64>,
+        hash: Option<String>,
+    }
+    let items: Vec<Item> = serde_json::from_slice(body).map_err(|e| {
+        Error::new(ErrorKind::Permanent, "list", target, "bad listing JSON").with_source(e)
+    })?;
+    let n = items.len();
+    let entries = items
+        .into_iter()
+        .filter_map(|i| {
+            Some(ListEntry {
+                name: i.name?,
+                size: i.bytes?,
+                etag: normalize_etag(&i.hash.unwrap_or_default()),
             })
-            .collect()
+        })
+        .collect();
+    Ok(ListPage {
+        entries,
+        truncated: n >= limit,
+    })
+}
+
+/// Parses an SLO manifest as `?multipart-manifest=get` returns it (a JSON list of
+/// `name`, `hash`, `bytes`). Segments with ranges and nested SLOs are refused as
+/// [`ErrorKind::Unsupported`]; a name without a container is [`ErrorKind::Permanent`].
+pub fn parse_slo_manifest(body: &[u8]) -> Result<Vec<SegmentRef>> {
+    parse_slo_manifest_of(body, "swift SLO manifest")
+}
+
+fn parse_slo_manifest_of(body: &[u8], target: &str) -> Result<Vec<SegmentRef>> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        name: String,
+        hash: String,
+        bytes: u64,
+        #[serde(default)]
+        range: Option<String>,
+        #[serde(default)]
+        sub_slo: Option<bool>,
+    }
+    let items: Vec<Item> = serde_json::from_slice(body).map_err(|e| {
+        Error::new(
+            ErrorKind::Permanent,
+            "get SLO manifest",
+            target,
+            "not an SLO manifest (bad JSON)",
+        )
+        .with_source(e)
+    })?;
+    items
+        .into_iter()
+        .map(|i| {
+            if i.range.is_some() || i.sub_slo == Some(true) {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "get SLO manifest",
+                    target,
+                    "segments with ranges or nested SLOs are not supported",
+                ));
+            }
+            let name = i.name.trim_start_matches('/');
+            let (c, o) = name.split_once('/').ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Permanent,
+                    "get SLO manifest",
+                    target,
+                    format!("bad segment name {:?}", i.name),
+                )
+            })?;
+            Ok(SegmentRef {
+                path: ObjectPath::new(c, o),
+                etag: normalize_etag(&i.hash),
+                size: i.bytes,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_keeps_named_sized_entries() {
+        let body = br#"[{"name":"a-00001","bytes":5,"hash":"\"ABC\""},{"subdir":"a/"},{"name":"b","bytes":0}]"#;
+        let page = parse_listing(body, 3).unwrap();
+        assert_eq!(page.entries.len(), 2);
+        assert_eq!(page.entries[0].etag, "abc");
+        assert_eq!(page.entries[1].etag, "");
+        assert!(page.truncated);
+        assert!(!parse_listing(body, 4).unwrap().truncated);
+        let err = parse_listing(b"{", 1).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Permanent);
+    }
+
+    #[test]
+    fn slo_manifest_segments() {
+        let body = br#"[{"name":"/c_segments/o/00000000","hash":"ABCD","bytes":3}]"#;
+        let segs = parse_slo_manifest(body).unwrap();
+        assert_eq!(segs[0].path, ObjectPath::new("c_segments", "o/00000000"));
+        assert_eq!((segs[0].etag.as_str(), segs[0].size), ("abcd", 3));
+        let ranged = br#"[{"name":"/c/o","hash":"x","bytes":3,"range":"0-1"}]"#;
+        assert_eq!(
+            parse_slo_manifest(ranged).unwrap_err().kind(),
+            ErrorKind::Unsupported
+        );
+        let no_container = br#"[{"name":"/o","hash":"x","bytes":3}]"#;
+        assert_eq!(
+            parse_slo_manifest(no_container).unwrap_err().kind(),
+            ErrorKind::Permanent
+        );
     }
 }

@@ -3,18 +3,29 @@
 //! The writers move forward only, so this keeps a short queue of extents from
 //! [`Chain::extents`] and reads each piece straight from the layer that holds
 //! it with positional reads: no per-sector lookups, no bitmap re-reads.
+//!
+//! Holes of a layer file (an allocated block whose zero parts the writer left
+//! as holes, as qemu-img and we do) are found with `SEEK_DATA`/`SEEK_HOLE` and
+//! zero-filled instead of read: reading a hole still costs the kernel a
+//! zero-filled page-cache page and a copy.
 
 use super::DiskSource;
 use crate::alloc::{Extent, Extents, Source};
 use crate::chain::Chain;
+use crate::image::Image;
 use crate::Result;
 use std::collections::VecDeque;
+use std::fs::File;
 
 /// Data ranges closer than this are reported as one, so a block with a
 /// partial bitmap is read in one pass instead of sector runs.
 const MERGE_GAP: u64 = 64 * 1024;
 /// Longest range reported at once (bounds the extent queue).
 const MAX_MERGED: u64 = 8 << 20;
+/// Layer reads shorter than this are not worth looking for holes in, and
+/// holes shorter than this are read through (a syscall pair per small hole
+/// would cost more than the copy).
+const MIN_HOLE: u64 = 64 * 1024;
 
 /// Reads a chain's virtual disk front to back.
 pub struct ChainSource<'a> {
@@ -22,6 +33,9 @@ pub struct ChainSource<'a> {
     extents: Extents<'a>,
     queue: VecDeque<Extent>,
     exhausted: bool,
+    /// Each layer's file opened again, only to ask where its holes are;
+    /// `None` when it cannot be (then everything is read).
+    probes: Vec<Option<File>>,
 }
 
 impl<'a> ChainSource<'a> {
@@ -31,6 +45,11 @@ impl<'a> ChainSource<'a> {
             extents: chain.extents(),
             queue: VecDeque::new(),
             exhausted: false,
+            probes: chain
+                .layers()
+                .iter()
+                .map(|l| File::open(l.path()).ok())
+                .collect(),
         }
     }
 
@@ -133,11 +152,101 @@ impl DiskSource for ChainSource<'_> {
                 Source::Zero => piece.fill(0),
                 Source::Layer { layer, file_offset } => {
                     let img = &self.chain.layers()[layer];
-                    img.read_raw(piece, file_offset + (p - e.offset))?;
+                    let probe = self.probes.get(layer).and_then(Option::as_ref);
+                    read_skipping_holes(img, probe, piece, file_offset + (p - e.offset))?;
                 }
             }
             p = stop;
         }
         Ok(())
+    }
+}
+
+/// Reads `buf.len()` bytes of `img` at `offset`, zero-filling (not reading)
+/// the holes `probe` reports in that range.
+fn read_skipping_holes(
+    img: &Image,
+    probe: Option<&File>,
+    buf: &mut [u8],
+    offset: u64,
+) -> Result<()> {
+    let end = offset + buf.len() as u64;
+    // A range past the end of the file goes to read_raw, which reports the
+    // truncation (a hole probe would see zeros there).
+    let Some(probe) = probe.filter(|_| buf.len() as u64 >= MIN_HOLE && end <= img.file_len())
+    else {
+        return img.read_raw(buf, offset);
+    };
+    let mut q = offset;
+    while q < end {
+        let lo = (q - offset) as usize;
+        let Some(data) = seek(probe, q, Whence::Data) else {
+            // ENXIO: no data after `q`. Anything else (no hole support): read.
+            if seek_failed_at_eof() {
+                buf[lo..].fill(0);
+            } else {
+                img.read_raw(&mut buf[lo..], q)?;
+            }
+            return Ok(());
+        };
+        if data >= end {
+            buf[lo..].fill(0);
+            return Ok(());
+        }
+        let data = data.max(q);
+        buf[lo..(data - offset) as usize].fill(0);
+        // Extend the data run over holes too short to be worth skipping.
+        let mut hole = seek(probe, data, Whence::Hole).unwrap_or(end).min(end);
+        while hole < end {
+            match seek(probe, hole, Whence::Data) {
+                Some(next) if next < end && next - hole < MIN_HOLE => {
+                    hole = seek(probe, next, Whence::Hole).unwrap_or(end).min(end);
+                }
+                _ => break,
+            }
+        }
+        let hole = hole.max(data + 1).min(end);
+        img.read_raw(
+            &mut buf[(data - offset) as usize..(hole - offset) as usize],
+            data,
+        )?;
+        q = hole;
+    }
+    Ok(())
+}
+
+enum Whence {
+    Data,
+    Hole,
+}
+
+#[cfg(target_os = "linux")]
+fn seek(f: &File, from: u64, whence: Whence) -> Option<u64> {
+    use std::os::unix::io::AsRawFd;
+    let off = libc::off_t::try_from(from).ok()?;
+    let whence = match whence {
+        Whence::Data => libc::SEEK_DATA,
+        Whence::Hole => libc::SEEK_HOLE,
+    };
+    // SAFETY: lseek on a descriptor this source owns and uses for nothing else;
+    // it only moves that descriptor's file position.
+    let r = unsafe { libc::lseek(f.as_raw_fd(), off, whence) };
+    u64::try_from(r).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn seek(_: &File, _: u64, _: Whence) -> Option<u64> {
+    None
+}
+
+/// True when the last failed [`seek`] meant "no data after this offset".
+fn seek_failed_at_eof() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }

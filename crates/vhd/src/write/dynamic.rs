@@ -7,6 +7,7 @@
 //! which no reader mistakes for a complete image.
 
 use super::layout::{block_is_zero, read_clipped, DynamicLayout, IO_CHUNK};
+use super::sink::with_write_behind;
 use super::{check_block_size, vhd_size, DiskSource, DynamicOptions, Progress, Sink};
 use crate::{Error, Result};
 use std::fs::File;
@@ -29,10 +30,44 @@ pub fn write_dynamic_file(
     let bs = u64::from(opts.block_size);
     let entries = u64::from(empty.entries());
     let bitmap = empty.full_bitmap();
-    let whole = opts.block_size as usize <= IO_CHUNK;
-    // Bitmap and data side by side, so a block is one write when it fits.
-    let mut buf = vec![0u8; bitmap.len() + IO_CHUNK.min(opts.block_size as usize)];
-    buf[..bitmap.len()].copy_from_slice(&bitmap);
+    if opts.block_size as usize <= IO_CHUNK {
+        // Blocks are read here and written on a second thread: bitmap and
+        // data side by side, one positional write per block.
+        let blen = bitmap.len();
+        let blocks = with_write_behind(file, blen + opts.block_size as usize, |wb| {
+            let mut blocks = Vec::new();
+            let mut b = 0u64;
+            while b < entries {
+                let Some((start, end)) = source.next_data(b * bs)? else {
+                    break;
+                };
+                let first = (start / bs).max(b);
+                let last = end.div_ceil(bs).min(entries);
+                for blk in first..last {
+                    let vstart = blk * bs;
+                    let mut buf = wb.buffer()?;
+                    read_clipped(source, vstart, &mut buf[blen..])?;
+                    if !opts.keep_zero_blocks && super::is_zero(&buf[blen..]) {
+                        wb.give_back(buf);
+                        continue;
+                    }
+                    buf[..blen].copy_from_slice(&bitmap);
+                    // Every range of a fresh file is written at most once, so
+                    // zero pages inside a block can stay holes.
+                    let at = empty.block_offset(blocks.len() as u64);
+                    let len = buf.len();
+                    wb.write(at, buf, blen, len)?;
+                    blocks.push(blk as u32);
+                    progress((vstart + bs).min(size));
+                }
+                b = last.max(first + 1);
+            }
+            Ok(blocks)
+        })?;
+        return finish(size, opts, &empty, blocks, file, progress);
+    }
+    // Blocks larger than IO_CHUNK: a chunk at a time, in line.
+    let mut buf = vec![0u8; IO_CHUNK];
     let mut blocks = Vec::new();
     let mut b = 0u64;
     while b < entries {
@@ -44,41 +79,37 @@ pub fn write_dynamic_file(
         for blk in first..last {
             let at = empty.block_offset(blocks.len() as u64);
             let vstart = blk * bs;
-            if whole {
-                let data = &mut buf[bitmap.len()..];
-                read_clipped(source, vstart, data)?;
-                if !opts.keep_zero_blocks && super::is_zero(data) {
-                    continue;
-                }
-                // Every range of a fresh file is written at most once, so
-                // zero pages inside a block can stay holes.
-                let mut sink = Sink::File { file, pos: at };
-                sink.write(&buf[..bitmap.len()])?;
-                sink.write_sparse(&buf[bitmap.len()..])?;
-            } else {
-                let data_len = buf.len() - bitmap.len();
-                if !opts.keep_zero_blocks
-                    && block_is_zero(source, vstart, bs, &mut buf[bitmap.len()..])?
-                {
-                    continue;
-                }
-                file.write_all_at(&bitmap, at)
-                    .map_err(|e| Error::io("write bitmap", e).at(at))?;
-                let mut off = 0u64;
-                while off < bs {
-                    let n = (bs - off).min(data_len as u64) as usize;
-                    let chunk = &mut buf[bitmap.len()..bitmap.len() + n];
-                    read_clipped(source, vstart + off, chunk)?;
-                    let pos = at + bitmap.len() as u64 + off;
-                    Sink::File { file, pos }.write_sparse(chunk)?;
-                    off += n as u64;
-                }
+            if !opts.keep_zero_blocks && block_is_zero(source, vstart, bs, &mut buf)? {
+                continue;
+            }
+            file.write_all_at(&bitmap, at)
+                .map_err(|e| Error::io("write bitmap", e).at(at))?;
+            let mut off = 0u64;
+            while off < bs {
+                let n = (bs - off).min(IO_CHUNK as u64) as usize;
+                let chunk = &mut buf[..n];
+                read_clipped(source, vstart + off, chunk)?;
+                let pos = at + bitmap.len() as u64 + off;
+                Sink::File { file, pos }.write_sparse(chunk)?;
+                off += n as u64;
             }
             blocks.push(blk as u32);
             progress((vstart + bs).min(size));
         }
         b = last.max(first + 1);
     }
+    finish(size, opts, &empty, blocks, file, progress)
+}
+
+/// Writes the metadata of the blocks written and reports the end.
+fn finish(
+    size: u64,
+    opts: &DynamicOptions,
+    empty: &DynamicLayout,
+    blocks: Vec<u32>,
+    file: &File,
+    progress: Progress<'_>,
+) -> Result<DynamicLayout> {
     let layout = DynamicLayout::new(size, opts.block_size, blocks, Some(empty.uuid()))?;
     write_metadata(&layout, file)?;
     progress(size);

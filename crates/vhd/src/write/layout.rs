@@ -269,11 +269,26 @@ pub(crate) fn read_clipped(source: &mut dyn DiskSource, offset: u64, buf: &mut [
     let size = source.virtual_size();
     let inside = size.saturating_sub(offset).min(buf.len() as u64) as usize;
     let (head, tail) = buf.split_at_mut(inside);
-    if !head.is_empty() {
-        if source.may_have_data(offset, offset + inside as u64)? {
-            source.read_at(offset, head)?;
-        } else {
-            head.fill(0);
+    let end = offset + inside as u64;
+    // Only the ranges the source's metadata calls data are read; the rest is
+    // zero-filled here. Reading a hole of a sparse raw file is not free: the
+    // kernel zero-fills page-cache pages for it (measured: half the read time
+    // of a 2 MiB block that is half hole).
+    let mut p = offset;
+    while p < end {
+        let lo = (p - offset) as usize;
+        match source.next_data(p)? {
+            Some((s, e)) if s < end => {
+                let s = s.max(p);
+                let e = if e > s { e.min(end) } else { end };
+                head[lo..(s - offset) as usize].fill(0);
+                source.read_at(s, &mut head[(s - offset) as usize..(e - offset) as usize])?;
+                p = e;
+            }
+            _ => {
+                head[lo..].fill(0);
+                break;
+            }
         }
     }
     tail.fill(0);

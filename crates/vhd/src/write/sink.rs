@@ -5,6 +5,7 @@ use super::is_zero;
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
+use std::sync::mpsc;
 
 /// Granularity of zero detection inside data: a page.
 const ZERO_GRAIN: usize = 4096;
@@ -144,6 +145,127 @@ impl<'a> Sink<'a> {
             }
         }
     }
+}
+
+/// Buffers a [`WriteBehind`] hands out: one being filled, one being written,
+/// one queued between them.
+const WRITE_BEHIND_BUFFERS: usize = 3;
+
+/// One positional write for the writer thread: `buf[..plain]` as is, then
+/// `buf[plain..len]` with long zero runs left as holes.
+struct WriteJob {
+    pos: u64,
+    buf: Vec<u8>,
+    plain: usize,
+    len: usize,
+}
+
+/// Positional writes into a regular file on a second thread, so reading the
+/// next buffer overlaps writing (and zero-scanning) the previous one.
+///
+/// Buffered writes into the page cache cost more than the reads feeding them
+/// (measured on ext4: 1.6 ms per MiB written against 0.2 ms per MiB read), and
+/// done in line they add up; on a second core they overlap. Memory: at most
+/// [`WRITE_BEHIND_BUFFERS`] buffers.
+pub(crate) struct WriteBehind {
+    jobs: Option<mpsc::SyncSender<WriteJob>>,
+    free: mpsc::Receiver<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    allocated: usize,
+    buf_len: usize,
+}
+
+impl WriteBehind {
+    /// A zeroed-length buffer of `buf_len` bytes to fill (its content is
+    /// whatever it held before). Fails only when the writer thread stopped,
+    /// whose own error [`with_write_behind`] then reports.
+    pub(crate) fn buffer(&mut self) -> Result<Vec<u8>> {
+        if let Some(b) = self.spare.pop() {
+            return Ok(b);
+        }
+        if self.allocated < WRITE_BEHIND_BUFFERS {
+            self.allocated += 1;
+            return Ok(vec![0u8; self.buf_len]);
+        }
+        self.free.recv().map_err(|_| {
+            Error::io(
+                "write output",
+                std::io::Error::other("writer thread stopped"),
+            )
+        })
+    }
+
+    /// Returns a buffer that turned out to need no write.
+    pub(crate) fn give_back(&mut self, buf: Vec<u8>) {
+        self.spare.push(buf);
+    }
+
+    /// Queues `buf[..plain]` (verbatim) and `buf[plain..len]` (sparse) for
+    /// writing at `pos`.
+    pub(crate) fn write(&mut self, pos: u64, buf: Vec<u8>, plain: usize, len: usize) -> Result<()> {
+        let job = WriteJob {
+            pos,
+            buf,
+            plain,
+            len,
+        };
+        match &self.jobs {
+            Some(tx) if tx.send(job).is_ok() => Ok(()),
+            _ => Err(Error::io(
+                "write output",
+                std::io::Error::other("writer thread stopped"),
+            )),
+        }
+    }
+}
+
+/// Runs `f` with a [`WriteBehind`] into `file`, waits for every queued write
+/// and returns `f`'s result; a write error (the cause of any failure `f` saw
+/// while queueing) wins over `f`'s own.
+pub(crate) fn with_write_behind<R>(
+    file: &File,
+    buf_len: usize,
+    f: impl FnOnce(&mut WriteBehind) -> Result<R>,
+) -> Result<R> {
+    std::thread::scope(|scope| {
+        let (job_tx, job_rx) = mpsc::sync_channel::<WriteJob>(1);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        let writer = std::thread::Builder::new()
+            .name("cloudimg-write".into())
+            .spawn_scoped(scope, move || -> Result<()> {
+                for job in job_rx {
+                    Sink::File { file, pos: job.pos }.write(&job.buf[..job.plain])?;
+                    Sink::File {
+                        file,
+                        pos: job.pos + job.plain as u64,
+                    }
+                    .write_sparse(&job.buf[job.plain..job.len])?;
+                    // The owner may be gone already (it failed); nothing to do then.
+                    let _ = free_tx.send(job.buf);
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::io("start writer thread", e))?;
+        let mut wb = WriteBehind {
+            jobs: Some(job_tx),
+            free: free_rx,
+            spare: Vec::new(),
+            allocated: 0,
+            buf_len,
+        };
+        let result = f(&mut wb);
+        // Closing the queue lets the writer finish what it holds and stop.
+        wb.jobs.take();
+        drop(wb);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "write output",
+                std::io::Error::other("writer thread panicked"),
+            ))
+        });
+        written?;
+        result
+    })
 }
 
 #[cfg(test)]
