@@ -4,10 +4,12 @@
 //! 1. Checks: the input (container name without `/`, `?`, `.`), the image exists, the
 //!    caller owns it, it is neither public nor shared, `com.rackspace__1__options` is
 //!    "0", the container exists.
-//! 2. The stored package is read front to back (its MD5 checked against the record) and
-//!    its layers are spooled to a temporary folder, removed on every path. (Packages
-//!    are single gzip streams; reading layers by range from an indexed package is the
-//!    planned fast path and is not done yet.)
+//! 2. The layers are opened. An indexed package (what import writes) is read by byte
+//!    range straight from the store ([`crate::indexedpkg`]): its index, then only the
+//!    gzip members the coalescing reads, no spooling. A legacy single-stream package
+//!    (e.g. `tar -zc` from a hypervisor) is read front to back (its MD5 checked against
+//!    the record) and its layers are spooled to a temporary folder, removed on every
+//!    path.
 //! 3. The chain is planned as one dynamic VHD from its allocation map (metadata only:
 //!    what any layer allocates is allocated in the output) and uploaded as segments whose
 //!    bodies are ranges of that VHD regenerated on demand ([`crate::outvhd`]): reading
@@ -21,6 +23,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, Visibility};
+use crate::indexedpkg::{IndexedPackage, RangeSource};
 use crate::objectio::{ObjectIo, Piece};
 use crate::outvhd::{OutputView, RangeBody};
 use crate::progress::{Phase, Progress, ProgressFn};
@@ -154,16 +157,23 @@ fn export(
             "the receiving container does not exist",
         ));
     }
+    let indexed = rec.package.compression == crate::package::INDEXED;
     let tmp = match &opts.temp_dir {
+        _ if indexed => Ok(None),
         Some(d) => tempfile::Builder::new()
             .prefix("cloudimg-export-")
-            .tempdir_in(d),
+            .tempdir_in(d)
+            .map(Some),
         None => tempfile::Builder::new()
             .prefix("cloudimg-export-")
-            .tempdir(),
+            .tempdir()
+            .map(Some),
     }
     .map_err(|e| Error::io("create temporary folder", "", e))?;
-    let chain = Arc::new(spool_chain(images, &rec, tmp.path(), progress)?);
+    let chain = Arc::new(match &tmp {
+        Some(dir) => spool_chain(images, &rec, dir.path(), progress)?,
+        None => open_indexed_chain(images, &rec)?,
+    });
     let name = format!("{}.vhd", input.image_uuid);
     let url = dest.url(&ObjectPath::new(&input.container, &name));
     let layout = DynamicLayout::plan(
@@ -288,15 +298,8 @@ fn finish(
     Ok(())
 }
 
-/// Reads the image's package once, checking its MD5 against the record, and writes
-/// its layers into `dir`; returns the chain (leaf first).
-fn spool_chain(
-    images: &ImageStore,
-    rec: &ImageRecord,
-    dir: &std::path::Path,
-    progress: ProgressFn<'_>,
-) -> Result<Chain> {
-    let store = images.object_store().clone();
+/// The package's bytes as pieces: the plain object, or the segments the record lists.
+fn package_pieces(images: &ImageStore, rec: &ImageRecord) -> (String, Vec<Piece>) {
     let pkg = ObjectPath::new(images.container(), &rec.package.object);
     let url = images.url(&pkg);
     let pieces = if rec.package.segments.is_empty() {
@@ -321,6 +324,52 @@ fn spool_chain(
             })
             .collect()
     };
+    (url, pieces)
+}
+
+/// Opens the layers of an indexed package as range-read layers; returns the chain
+/// (leaf first, as the record lists the layers).
+fn open_indexed_chain(images: &ImageStore, rec: &ImageRecord) -> Result<Chain> {
+    let (url, pieces) = package_pieces(images, rec);
+    let src = RangeSource::new(images.object_store().clone(), url.clone(), pieces);
+    if src.len() != rec.size {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "read package",
+            &url,
+            "segments do not add up to the recorded size",
+        ));
+    }
+    let pkg = Arc::new(IndexedPackage::open(src)?);
+    if rec.package.layers.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            "read package",
+            &url,
+            "the record lists no layers",
+        ));
+    }
+    let mut layers = Vec::new();
+    for name in &rec.package.layers {
+        let io = pkg.member(name)?;
+        let shown = format!("{url}#{name}");
+        let img = Image::from_io(PathBuf::from(&shown), Box::new(io))
+            .map_err(|e| crate::import::from_vhd("open layer", &shown, e))?;
+        layers.push(img);
+    }
+    Chain::from_images(layers).map_err(|e| crate::import::from_vhd("open chain", &url, e))
+}
+
+/// Reads the image's package once, checking its MD5 against the record, and writes
+/// its layers into `dir`; returns the chain (leaf first).
+fn spool_chain(
+    images: &ImageStore,
+    rec: &ImageRecord,
+    dir: &std::path::Path,
+    progress: ProgressFn<'_>,
+) -> Result<Chain> {
+    let store = images.object_store().clone();
+    let (url, pieces) = package_pieces(images, rec);
     let io = Arc::new(ObjectIo::from_pieces(store, url.clone(), pieces));
     if cloudimg_vhd::LayerIo::len(&*io) != rec.size {
         return Err(Error::new(
@@ -390,7 +439,7 @@ fn spool_chain(
     Chain::from_images(layers).map_err(|e| Error::vhd("open chain", &url, e))
 }
 
-fn map_pkg(url: &str, e: cloudimg_ova::Error) -> Error {
+pub(crate) fn map_pkg(url: &str, e: cloudimg_ova::Error) -> Error {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = src {
         if let Some(ours) = s.downcast_ref::<Error>() {

@@ -6,6 +6,7 @@
 //! - [`imagestore`]: where images live (package object + metadata record).
 //! - [`import`]: object in a container -> validated, converted, packaged image.
 //! - [`export`]: image -> one dynamic VHD as a DLO `<uuid>.vhd` in a container.
+//! - [`indexedpkg`]: layers of an indexed package read by byte range from the store.
 //! - [`progress`]: progress callbacks.
 //!
 //! # Same disk, different bytes
@@ -24,6 +25,7 @@ pub mod error;
 pub mod export;
 pub mod imagestore;
 pub mod import;
+pub mod indexedpkg;
 pub mod objectio;
 pub mod outvhd;
 pub mod package;

@@ -2,21 +2,29 @@
 //! gzip -> MD5/SHA512 -> segments uploaded while the next ones are compressed.
 //!
 //! The package is the XenServer tarball: a ustar header, the VHD, padding, and the two
-//! zero blocks that end an archive, gzipped as one standard member (pigz style, on several
-//! threads) so gzip, tar and nova's plugins read it. A package that fits in one segment is
+//! zero blocks that end an archive, gzipped on several threads as our indexed
+//! multi-member gzip ([`cloudimg_ova::gzip::indexed`]): every reader (gzip, tar, nova's
+//! plugins) sees one standard stream, and export reads the layers by byte range through
+//! the index in the trailer instead of decompressing the whole package. A package that fits in one segment is
 //! stored as a plain object; a larger one as a DLO over `<object>-00001`, ... The caller
 //! writes the image record only after [`PackageWriter::finish`] has verified the listing.
 
 use crate::error::{to_io, Error, ErrorKind, Result};
 use crate::imagestore::{PackageInfo, SegmentInfo};
 use crate::segments::{self, Uploader, Written};
-use cloudimg_ova::gzip::{GzOptions, ParGzWriter};
+use cloudimg_ova::gzip::indexed::{IndexedGzWriter, NamedRange};
+use cloudimg_ova::gzip::GzOptions;
 use cloudimg_ova::tar::{Header, BLOCK};
 use cloudimg_pipeline::{ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
 use sha2::Sha512;
 use std::io::{self, Write};
 use std::sync::Arc;
+
+/// The [`PackageInfo::compression`] of an indexed package.
+pub const INDEXED: &str = "gzip-indexed";
+/// Uncompressed bytes per gzip member of a package: what one ranged read decompresses.
+pub const MEMBER_SIZE: usize = 1 << 20;
 
 /// How packages are written.
 #[derive(Debug, Clone)]
@@ -103,7 +111,10 @@ impl Write for Segmenter {
 
 /// A tar-entry-in-gzip writer that uploads as it goes.
 pub struct PackageWriter {
-    gz: Option<ParGzWriter<Segmenter>>,
+    gz: Option<IndexedGzWriter<Segmenter>>,
+    member: String,
+    /// Where the member's data starts in the tar (after its header blocks).
+    data_offset: u64,
     entry_len: u64,
     written: u64,
     url: String,
@@ -134,10 +145,11 @@ impl PackageWriter {
         let gzo = GzOptions {
             level: opts.level,
             jobs: opts.jobs.max(1),
+            chunk_size: MEMBER_SIZE,
             ..GzOptions::default()
         };
         let mut gz =
-            ParGzWriter::new(seg, gzo).map_err(|e| Error::package("start gzip", &url, e))?;
+            IndexedGzWriter::new(seg, gzo).map_err(|e| Error::package("start gzip", &url, e))?;
         let mtime = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -149,6 +161,8 @@ impl PackageWriter {
             .map_err(|e| crate::error::from_io("write package", &url, e))?;
         Ok(PackageWriter {
             gz: Some(gz),
+            member: member.to_string(),
+            data_offset: header.len() as u64,
             entry_len: len,
             written: 0,
             url,
@@ -175,7 +189,14 @@ impl PackageWriter {
         let tail = vec![0u8; pad as usize + 2 * BLOCK];
         gz.write_all(&tail)
             .map_err(|e| crate::error::from_io("write package", &self.url, e))?;
-        let mut seg = gz.finish().map_err(|e| package_error(&self.url, e))?;
+        let names = [NamedRange {
+            name: self.member.clone(),
+            offset: self.data_offset,
+            len: self.entry_len,
+        }];
+        let (mut seg, _) = gz
+            .finish(&names)
+            .map_err(|e| package_error(&self.url, e))?;
         let md5 = hex::encode(seg.md5.finalize_reset());
         let sha512 = hex::encode(seg.sha512.finalize_reset());
         let size = seg.total;
@@ -229,8 +250,8 @@ impl PackageWriter {
             info: PackageInfo {
                 object: path.name.clone(),
                 segments,
-                compression: "gzip".into(),
-                layers: vec!["0.vhd".into()],
+                compression: INDEXED.into(),
+                layers: vec![self.member.clone()],
             },
             size,
             md5,

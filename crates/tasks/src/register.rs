@@ -4,7 +4,8 @@
 //!
 //! The file is read once to check it (members, chain links, gzip integrity) and hash it,
 //! then uploaded (as segments above one segment size) and verified; the record is
-//! written last.
+//! written last. A package that is our indexed gzip (e.g. `cloudimg pack` with an index)
+//! is recorded as such, so export reads it by range.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, NewImage, PackageInfo, SegmentInfo};
@@ -51,7 +52,7 @@ pub fn register_package(
         .first()
         .ok_or_else(|| Error::new(ErrorKind::Corrupt, "read package", &shown, "no VHD"))?;
     let virtual_size = leaf.vhd.current_size;
-    let layers = chain.iter().map(|m| m.archive_name.clone()).collect();
+    let layers: Vec<String> = chain.iter().map(|m| m.archive_name.clone()).collect();
     // XenStream hashed the same bytes; its MD5 is the package checksum.
     let md5 = stats.md5.clone();
     let sha512 = sha512_of(file)?;
@@ -117,12 +118,21 @@ pub fn register_package(
     let info = PackageInfo {
         object: path.name.clone(),
         segments,
-        compression: "gzip".into(),
+        compression: compression_of(&file, size, &layers).into(),
         layers,
     };
     let rec = images.new_record(&img, info, size, md5, sha512);
     images.put_record(&rec)?;
     Ok(rec)
+}
+
+/// `gzip-indexed` when the file is our indexed gzip naming every layer (export then reads
+/// it by range), `gzip` otherwise.
+fn compression_of(file: &File, size: u64, layers: &[String]) -> &'static str {
+    match cloudimg_ova::gzip::indexed::IndexedReader::open(file, size, 1) {
+        Ok(r) if layers.iter().all(|l| r.index().range(l).is_some()) => crate::package::INDEXED,
+        _ => "gzip",
+    }
 }
 
 fn sha512_of(file: &Path) -> Result<String> {

@@ -14,8 +14,11 @@ pub mod parallel;
 
 pub use parallel::{GzOptions, ParGzWriter};
 
-/// Default chunk of input compressed by one job.
-pub const DEFAULT_CHUNK: usize = 256 * 1024;
+/// Default chunk of input compressed by one job: pigz's. Measured against 64
+/// and 256 KiB on a 128 MiB mix (`cargo bench -p cloudimg-ova --bench gzip`):
+/// no slower than either, 0.02% larger output than 256 KiB, still smaller
+/// than `gzip -6`.
+pub const DEFAULT_CHUNK: usize = 128 * 1024;
 /// Default compression level (gzip's).
 pub const DEFAULT_LEVEL: u32 = 6;
 

@@ -72,7 +72,7 @@ type ChunkResult = io::Result<(Vec<u8>, crc32fast::Hasher, Vec<u8>)>;
 /// dropping it loses the end of the stream.
 ///
 /// Memory: the chunk being filled plus at most `8 x jobs` chunks (input and
-/// output) in flight: 8 MiB for two jobs at the default 256 KiB chunk.
+/// output) in flight: 4 MiB for two jobs at the default 128 KiB chunk.
 pub struct ParGzWriter<W: Write> {
     inner: W,
     opts: GzOptions,

@@ -254,3 +254,155 @@ impl ObjectStore for FailNthPut {
         self.inner.get_slo_manifest(path)
     }
 }
+
+/// A store that counts the bytes read through GETs (and GETs of whole objects) of objects
+/// whose name contains `pattern`, passing everything through.
+#[derive(Debug)]
+pub struct CountingGets {
+    pub inner: Arc<dyn ObjectStore>,
+    pub pattern: String,
+    pub bytes: Arc<std::sync::atomic::AtomicU64>,
+    pub whole_gets: std::sync::atomic::AtomicUsize,
+}
+
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+impl CountingGets {
+    pub fn wrap(inner: Arc<dyn ObjectStore>, pattern: &str) -> Arc<CountingGets> {
+        Arc::new(CountingGets {
+            inner,
+            pattern: pattern.into(),
+            bytes: Default::default(),
+            whole_gets: Default::default(),
+        })
+    }
+
+    pub fn read(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl ObjectStore for CountingGets {
+    fn url(&self, path: &ObjectPath) -> String {
+        self.inner.url(path)
+    }
+    fn capabilities(&self) -> cloudimg_pipeline::Capabilities {
+        self.inner.capabilities()
+    }
+    fn retry_policy(&self) -> cloudimg_pipeline::RetryPolicy {
+        self.inner.retry_policy()
+    }
+    fn ensure_container(&self, c: &str) -> cloudimg_pipeline::Result<()> {
+        self.inner.ensure_container(c)
+    }
+    fn container_exists(&self, c: &str) -> cloudimg_pipeline::Result<bool> {
+        self.inner.container_exists(c)
+    }
+    fn put(
+        &self,
+        path: &ObjectPath,
+        body: &dyn cloudimg_pipeline::Body,
+        opts: &PutOptions,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::PutResult> {
+        self.inner.put(path, body, opts)
+    }
+    fn get(
+        &self,
+        path: &ObjectPath,
+        range: Option<std::ops::Range<u64>>,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::GetStream> {
+        if !path.name.contains(&self.pattern) {
+            return self.inner.get(path, range);
+        }
+        if range.is_none() {
+            self.whole_gets
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let s = self.inner.get(path, range)?;
+        Ok(cloudimg_pipeline::GetStream {
+            reader: Box::new(CountingReader {
+                inner: s.reader,
+                bytes: self.bytes.clone(),
+            }),
+            len: s.len,
+        })
+    }
+    fn head(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<cloudimg_pipeline::ObjectInfo> {
+        self.inner.head(path)
+    }
+    fn list(
+        &self,
+        c: &str,
+        prefix: &str,
+        marker: Option<&str>,
+        limit: usize,
+    ) -> cloudimg_pipeline::Result<cloudimg_pipeline::ListPage> {
+        self.inner.list(c, prefix, marker, limit)
+    }
+    fn delete(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<()> {
+        self.inner.delete(path)
+    }
+    fn put_dlo_manifest(
+        &self,
+        path: &ObjectPath,
+        c: &str,
+        prefix: &str,
+    ) -> cloudimg_pipeline::Result<()> {
+        self.inner.put_dlo_manifest(path, c, prefix)
+    }
+    fn put_slo_manifest(
+        &self,
+        path: &ObjectPath,
+        s: &[cloudimg_pipeline::SegmentRef],
+    ) -> cloudimg_pipeline::Result<()> {
+        self.inner.put_slo_manifest(path, s)
+    }
+    fn get_slo_manifest(
+        &self,
+        path: &ObjectPath,
+    ) -> cloudimg_pipeline::Result<Vec<cloudimg_pipeline::SegmentRef>> {
+        self.inner.get_slo_manifest(path)
+    }
+}
+
+/// Writes a sparse dynamic VHD of `virtual_mib` MiB with incompressible data in every
+/// third MiB (so its package is several gzip members); returns the VHD's path.
+pub fn sparse_vhd(dir: &Path, virtual_mib: u64) -> PathBuf {
+    use cloudimg_vhd::write::{DynamicLayout, DynamicOptions, RawFileSource};
+    use std::io::{Seek, SeekFrom, Write};
+    let raw = dir.join("disk.raw");
+    let mut f = std::fs::File::create(&raw).unwrap();
+    f.set_len(virtual_mib << 20).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut mib = vec![0u8; 1 << 20];
+    for m in (0..virtual_mib).step_by(3) {
+        for b in mib.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        f.seek(SeekFrom::Start(m << 20)).unwrap();
+        f.write_all(&mib).unwrap();
+    }
+    drop(f);
+    let mut src = RawFileSource::open(&raw).unwrap();
+    let layout = DynamicLayout::plan(&mut src, &DynamicOptions::default()).unwrap();
+    let out = dir.join("sparse.vhd");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&out).unwrap());
+    layout.write_to(&mut src, &mut w, &mut |_| {}).unwrap();
+    w.flush().unwrap();
+    out
+}

@@ -6,7 +6,7 @@ use crate::Result;
 
 /// Bytes read at once when writing a file on a second thread: large reads and
 /// writes, few hand-offs.
-const FILE_PIECE: usize = 4 << 20;
+const FILE_PIECE: usize = 2 << 20;
 
 /// Copies the whole virtual disk of `source` into `sink`. Unallocated ranges are
 /// never read; they and long zero runs inside data become holes in a file and
