@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for s in &segments {
         assert!(!s.path.container.is_empty(), "segment has a container");
-        assert!(!s.path.container.starts_with('/'), "container without a leading slash");
+        assert!(
+            !s.path.container.starts_with('/'),
+            "container without a leading slash"
+        );
         assert!(!s.etag.contains('"'), "ETag unquoted");
         assert_eq!(s.etag, s.etag.to_ascii_lowercase(), "ETag lowercase");
     }
