@@ -9,6 +9,7 @@
 #                  min(FUZZ_SECONDS, FUZZ_BUDGET / targets)  (300)
 #   FUZZ_TARGETS   space-separated subset of targets       (all)
 #   FUZZ_JOBS      parallel libFuzzer jobs per target       (1)
+#   FUZZ_SEED      libFuzzer seed                            (20261123)
 #   FUZZ_SANITIZER address | none                           (address)
 #   FUZZ_TOOLCHAIN auto | stable: stable forces RUSTC_BOOTSTRAP even with nightly (auto)
 #
@@ -120,7 +121,9 @@ for t in "${targets[@]}"; do
     mkdir -p "$root/fuzz/corpus/$t" "$root/fuzz/artifacts/$t"
     corpora=("$root/fuzz/corpus/$t")
     case "$t" in vhd_image | vhd_chain) [ -n "$(ls -A "$extra/vhd")" ] && corpora+=("$extra/vhd") ;; esac
-    args=(-max_total_time="$secs" -max_len="$(maxlen_for "$t")" -timeout=10 -rss_limit_mb=2048
+    # A fixed seed makes a run explore the same inputs as any other run of the same
+    # length from the same seeds: CI sees a prefix of what a longer local run proved clean.
+    args=(-seed="${FUZZ_SEED:-20261123}" -max_total_time="$secs" -max_len="$(maxlen_for "$t")" -timeout=10 -rss_limit_mb=2048
         -print_final_stats=1 -artifact_prefix="$root/fuzz/artifacts/$t/")
     d="$(dict_for "$t")"
     [ -n "$d" ] && [ -f "$d" ] && args+=(-dict="$d")

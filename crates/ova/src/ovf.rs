@@ -340,7 +340,9 @@ pub fn check_unpacked(files: &[UnpackedFile<'_>]) -> Result<OvaInfo> {
 /// `SHA256(name)= hex` (spaces around `=` tolerated).
 fn parse_manifest_line(line: &str) -> Option<(String, String, String)> {
     let open = line.find('(')?;
-    let close = line.rfind(")")?;
+    // Search for `)` only after `(`: a stray `)` earlier in the line must not make
+    // the name range run backwards.
+    let close = open + line[open..].rfind(')')?;
     let alg = line[..open].trim().to_ascii_uppercase();
     let name = line[open + 1..close].to_string();
     let rest = line[close + 1..].trim_start();
@@ -483,5 +485,11 @@ mod tests {
         );
         assert_eq!(parse_manifest_line("SHA1(x) = ab").unwrap().0, "SHA1");
         assert!(parse_manifest_line("garbage").is_none());
+        // Fuzz regression (ova_ovf): a `)` before the `(` used to panic on slicing.
+        assert!(parse_manifest_line(")SHA256(").is_none());
+        assert_eq!(
+            parse_manifest_line(")x SHA256(a)= 0f").unwrap().1,
+            "a".to_string()
+        );
     }
 }
