@@ -218,7 +218,9 @@ impl IndexedPackage {
         let blocks = &self.index.blocks;
         let mut i = blocks.partition_point(|b| block_end(b) <= offset);
         while i < blocks.len() && blocks[i].uncompressed_offset < end {
-            let data = match self.cache.lock().expect("not poisoned").get(i) {
+            // The guard must be gone before a fetch locks the cache again.
+            let cached = self.cache.lock().expect("not poisoned").get(i);
+            let data = match cached {
                 Some(d) => d,
                 None => self.fetch(i, end.max(limit.min(offset + FETCH_BYTES)))?,
             };
@@ -255,14 +257,17 @@ impl IndexedPackage {
         let mut out = None;
         for (k, b) in blocks[first..last].iter().enumerate() {
             let at = (b.compressed_offset - start) as usize;
-            let data = inflate_member(&span[at..at + b.compressed_len as usize], b.uncompressed_len)
-                .map_err(|e| {
-                    io::Error::other(Error::package(
-                        "read package",
-                        self.url(),
-                        e.at(b.compressed_offset),
-                    ))
-                })?;
+            let data = inflate_member(
+                &span[at..at + b.compressed_len as usize],
+                b.uncompressed_len,
+            )
+            .map_err(|e| {
+                io::Error::other(Error::package(
+                    "read package",
+                    self.url(),
+                    e.at(b.compressed_offset),
+                ))
+            })?;
             let data = Arc::new(data);
             self.cache
                 .lock()
@@ -359,16 +364,18 @@ mod tests {
         let pkg = Arc::new(IndexedPackage::open(src).unwrap());
         let m = pkg.member("0.vhd").unwrap();
         assert_eq!(m.len(), 2_000_000);
-        for (off, len) in [(0usize, 512usize), (65_000, 200_000), (1_999_000, 1000), (5, 1)] {
+        for (off, len) in [
+            (0usize, 512usize),
+            (65_000, 200_000),
+            (1_999_000, 1000),
+            (5, 1),
+        ] {
             let mut buf = vec![0u8; len];
             m.read_exact_at(&mut buf, off as u64).unwrap();
             assert_eq!(buf, &data[1000 + off..1000 + off + len]);
         }
         let mut buf = [0u8; 2];
         assert!(m.read_exact_at(&mut buf, 1_999_999).is_err());
-        assert_eq!(
-            pkg.member("1.vhd").unwrap_err().kind(),
-            ErrorKind::Corrupt
-        );
+        assert_eq!(pkg.member("1.vhd").unwrap_err().kind(), ErrorKind::Corrupt);
     }
 }

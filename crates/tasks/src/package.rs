@@ -194,9 +194,7 @@ impl PackageWriter {
             offset: self.data_offset,
             len: self.entry_len,
         }];
-        let (mut seg, _) = gz
-            .finish(&names)
-            .map_err(|e| package_error(&self.url, e))?;
+        let (mut seg, _) = gz.finish(&names).map_err(|e| package_error(&self.url, e))?;
         let md5 = hex::encode(seg.md5.finalize_reset());
         let sha512 = hex::encode(seg.sha512.finalize_reset());
         let size = seg.total;

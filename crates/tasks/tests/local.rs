@@ -605,7 +605,11 @@ fn imported_package_is_indexed_and_a_standard_tarball() {
         .arg(&pkg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0.vhd");
     let x = tmp.path().join("x");
     std::fs::create_dir(&x).unwrap();
@@ -734,8 +738,7 @@ fn indexed_and_legacy_chain_packages_export_the_same_disk() {
         return;
     };
     let rec =
-        cloudimg_tasks::register::register_package(&e.images, &legacy, "chain", "tenant1")
-            .unwrap();
+        cloudimg_tasks::register::register_package(&e.images, &legacy, "chain", "tenant1").unwrap();
     assert_eq!(rec.package.compression, "gzip");
     // The legacy path needs its temporary folder.
     let (_, r) = export_image(&e, &rec.id, &opts);
