@@ -134,6 +134,50 @@ pub(crate) fn read_body(
     Ok(buf)
 }
 
+/// Turns a GET answer into a length-checked stream: the answer must carry a
+/// Content-Length, and a ranged request must come back as 206 with exactly the bytes
+/// asked for, so a short or misdirected body is refused before anyone reads it.
+pub(crate) fn get_stream(
+    resp: ureq::Response,
+    range: Option<&std::ops::Range<u64>>,
+    target: String,
+) -> crate::error::Result<crate::store::GetStream> {
+    let status = resp.status();
+    let len = resp
+        .header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Permanent,
+                "get",
+                target.clone(),
+                "no Content-Length in the answer",
+            )
+        })?;
+    if let Some(r) = range {
+        if status != 206 || len != r.end - r.start {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "get",
+                target,
+                format!(
+                    "asked for {} bytes at {}, server answered {status} with {len}",
+                    r.end - r.start,
+                    r.start
+                ),
+            )
+            .with_status(status));
+        }
+    }
+    Ok(crate::store::GetStream {
+        reader: Box::new(crate::store::LengthChecked {
+            inner: resp.into_reader(),
+            remaining: len,
+        }),
+        len,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,11 +7,11 @@ mod sigv4;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::normalize_etag;
-use crate::http::{agent, encode, map_err, read_body, HttpConfig};
+use crate::http::{agent, encode, get_stream, map_err, read_body, HttpConfig};
 use crate::retry::RetryPolicy;
 use crate::store::{
-    Body, Capabilities, GetStream, LengthChecked, ListEntry, ListPage, Manifest, ObjectInfo,
-    ObjectPath, ObjectStore, PartInfo, PutOptions, PutResult,
+    Body, Capabilities, GetStream, ListEntry, ListPage, Manifest, ObjectInfo, ObjectPath,
+    ObjectStore, PartInfo, PutOptions, PutResult,
 };
 use base64::Engine;
 use std::ops::Range;
@@ -368,38 +368,7 @@ impl ObjectStore for S3Store {
                 .push(("range".into(), format!("bytes={}-{}", r.start, r.end - 1)));
         }
         let resp = self.send(req)?;
-        let status = resp.status();
-        let len = resp
-            .header("Content-Length")
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Permanent,
-                    "get",
-                    self.url(path),
-                    "no Content-Length",
-                )
-            })?;
-        if let Some(r) = &range {
-            if status != 206 || len != r.end - r.start {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    "get",
-                    self.url(path),
-                    format!(
-                        "asked for {} bytes, server answered {status} with {len}",
-                        r.end - r.start
-                    ),
-                ));
-            }
-        }
-        Ok(GetStream {
-            reader: Box::new(LengthChecked {
-                inner: resp.into_reader(),
-                remaining: len,
-            }),
-            len,
-        })
+        get_stream(resp, range.as_ref(), self.url(path))
     }
 
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {

@@ -10,11 +10,11 @@ pub use auth::SwiftAuth;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{normalize_etag, Md5Reader};
-use crate::http::{agent, decode, encode, map_err, read_body, HttpConfig};
+use crate::http::{agent, decode, encode, get_stream, map_err, read_body, HttpConfig};
 use crate::retry::RetryPolicy;
 use crate::store::{
-    Body, Capabilities, GetStream, LengthChecked, ListEntry, ListPage, Manifest, ObjectInfo,
-    ObjectPath, ObjectStore, PutOptions, PutResult, SegmentRef,
+    Body, Capabilities, GetStream, ListEntry, ListPage, Manifest, ObjectInfo, ObjectPath,
+    ObjectStore, PutOptions, PutResult, SegmentRef,
 };
 use std::ops::Range;
 use std::sync::RwLock;
@@ -351,40 +351,7 @@ impl ObjectStore for SwiftStore {
             None,
             false,
         )?;
-        let status = resp.status();
-        let len = resp
-            .header("Content-Length")
-            .and_then(|v| v.parse::<u64>().ok())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Permanent,
-                    "get",
-                    self.url(path),
-                    "no Content-Length in the answer",
-                )
-            })?;
-        if let Some(r) = &range {
-            if status != 206 || len != r.end - r.start {
-                return Err(Error::new(
-                    ErrorKind::Integrity,
-                    "get",
-                    self.url(path),
-                    format!(
-                        "asked for {} bytes at {}, server answered {status} with {len}",
-                        r.end - r.start,
-                        r.start
-                    ),
-                )
-                .with_status(status));
-            }
-        }
-        Ok(GetStream {
-            reader: Box::new(LengthChecked {
-                inner: resp.into_reader(),
-                remaining: len,
-            }),
-            len,
-        })
+        get_stream(resp, range.as_ref(), self.url(path))
     }
 
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {
