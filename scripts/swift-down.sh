@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Stops the Swift started by scripts/swift-up.sh: only the processes whose pids it
-# recorded (each leads its own session, so its workers go with it). Keeps the data;
-# pass --purge to also remove the state directory and the env file.
+# Stops the Swift started by scripts/swift-up.sh, and the Keystone of keystone-up.sh: only
+# the processes whose pids they recorded (each leads its own session, so its workers go
+# with it). Keeps the data; pass --purge to also remove the state directory and the env file.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${CLOUDIMG_SWIFT_DIR:-$root/target/swift}"
 envfile="${CLOUDIMG_SWIFT_ENV:-$root/target/swift.env}"
 run="$dir/run"
-servers=(proxy account container object memcached)
+# keystone and ksproxy: started by scripts/keystone-up.sh beside this Swift.
+servers=(ksproxy keystone proxy account container object memcached)
 
 [ -d "$run" ] || { echo "swift-down: nothing recorded in $run" >&2; exit 0; }
 

@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-if [ -f scripts/swift-up.sh ]; then
-    bash scripts/swift-up.sh
-fi
+bash scripts/swift-up.sh
+# Keystone v3 and a Swift proxy that trusts it, for the Keystone auth tests.
+bash scripts/keystone-up.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

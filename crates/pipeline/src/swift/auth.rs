@@ -198,7 +198,7 @@ impl SwiftAuth {
                     })
                     .and_then(|e| e["url"].as_str())
                     .map(str::to_string);
-                token.zip(endpoint).ok_or_else(|| {
+                endpoint.zip(token).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Auth,
                         "keystone auth",
