@@ -13,10 +13,22 @@ mkdir -p "$d"
 python3 "$(dirname "$0")/mkchain.py" "$d/1.vhd" "$d/0.vhd" "$BENCH_SIZE_MB"
 bytes=$(($(stat -c %s "$d/1.vhd") + $(stat -c %s "$d/0.vhd")))
 
+# Every timed run gets recycled page-cache pages (see warm() in convert.sh:
+# on this project's VMs a fresh page costs milliseconds per MiB to touch).
+warm() {
+    sync
+    dd if=/dev/zero of="$d/warm" bs=2M count=$((bytes / (2 << 20) + 1)) status=none
+    rm -f "$d/warm"
+}
+
 section
+warm
 measure "chain -> one vhd (I/O limit)" "cat" "$bytes" sh -c "cat '$d/0.vhd' '$d/1.vhd' > '$d/cat.out'"
+rm -f "$d/cat.out"
+warm
 measure "base layer -> vhd" "qemu-img" "$(stat -c %s "$d/1.vhd")" qemu-img convert -f vpc -O vpc -o subformat=dynamic,force_size=on "$d/1.vhd" "$d/q.vhd"
 if implemented coalesce; then
+    warm
     measure "chain -> one vhd" "cloudimg" "$bytes" "$CLOUDIMG_BIN" coalesce --no-sync -O vpc "$d/0.vhd" "$d/c.vhd"
     if [ -f "$d/c.vhd" ] && implemented convert; then
         # The coalesced image must read like the chain (both through cloudimg's reader,

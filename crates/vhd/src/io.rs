@@ -23,6 +23,12 @@ pub trait LayerIo: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The local file holding the bytes, when there is one: lets a copy map it
+    /// instead of reading it through a buffer.
+    fn as_file(&self) -> Option<&File> {
+        None
+    }
 }
 
 /// A local file read with positional reads. The length is taken once at open:
@@ -78,6 +84,10 @@ impl LayerIo for FileIo {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn as_file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
 }
 
 /// Copies `[offset, offset + buf.len())` out of `bytes`, or fails with
@@ -131,6 +141,9 @@ impl<T: LayerIo + ?Sized> LayerIo for Box<T> {
     fn len(&self) -> u64 {
         (**self).len()
     }
+    fn as_file(&self) -> Option<&File> {
+        (**self).as_file()
+    }
 }
 
 impl<T: LayerIo + ?Sized> LayerIo for Arc<T> {
@@ -140,6 +153,9 @@ impl<T: LayerIo + ?Sized> LayerIo for Arc<T> {
 
     fn len(&self) -> u64 {
         (**self).len()
+    }
+    fn as_file(&self) -> Option<&File> {
+        (**self).as_file()
     }
 }
 

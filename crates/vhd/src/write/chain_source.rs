@@ -9,7 +9,7 @@
 //! zero-filled instead of read: reading a hole still costs the kernel a
 //! zero-filled page-cache page and a copy.
 
-use super::DiskSource;
+use super::{Direct, DiskSource, MappedRange};
 use crate::alloc::{Extent, Extents, Source};
 use crate::chain::Chain;
 use crate::image::Image;
@@ -26,6 +26,9 @@ const MAX_MERGED: u64 = 8 << 20;
 /// holes shorter than this are read through (a syscall pair per small hole
 /// would cost more than the copy).
 const MIN_HOLE: u64 = 64 * 1024;
+/// Ranges shorter than this are read, not mapped: a map costs two syscalls
+/// and a TLB flush, more than copying a few pages.
+const MIN_MAP: u64 = 256 * 1024;
 
 /// Reads a chain's virtual disk front to back.
 pub struct ChainSource<'a> {
@@ -33,8 +36,8 @@ pub struct ChainSource<'a> {
     extents: Extents<'a>,
     queue: VecDeque<Extent>,
     exhausted: bool,
-    /// Each layer's file opened again, only to ask where its holes are;
-    /// `None` when it cannot be (then everything is read).
+    /// Each layer's file, only to ask where its holes are and to map it;
+    /// `None` when the layer is not a local file (then everything is read).
     probes: Vec<Option<File>>,
 }
 
@@ -45,10 +48,13 @@ impl<'a> ChainSource<'a> {
             extents: chain.extents(),
             queue: VecDeque::new(),
             exhausted: false,
+            // A duplicate of the layer's own descriptor: the same file for
+            // sure (a path may since name another), and its own use of the
+            // file is positional, so seeking does not disturb it.
             probes: chain
                 .layers()
                 .iter()
-                .map(|l| File::open(l.path()).ok())
+                .map(|l| l.io().as_file().and_then(|f| f.try_clone().ok()))
                 .collect(),
         }
     }
@@ -130,6 +136,56 @@ impl DiskSource for ChainSource<'_> {
         Ok(Some((start, end)))
     }
 
+    fn direct_at(&mut self, offset: u64, len: usize) -> Result<Option<Direct>> {
+        let end = offset + len as u64;
+        if len == 0 {
+            return Ok(None);
+        }
+        self.advance_to(offset)?;
+        let Some(&e) = self.queue.front() else {
+            return Ok(Some(Direct::Zeros(len as u64)));
+        };
+        if e.offset > offset {
+            return Ok(Some(Direct::Zeros(e.offset.min(end) - offset)));
+        }
+        let stop = e.end().min(end);
+        let Source::Layer { layer, file_offset } = e.source else {
+            return Ok(Some(Direct::Zeros(stop - offset)));
+        };
+        let img = &self.chain.layers()[layer];
+        let at = file_offset + (offset - e.offset);
+        let span = stop - offset;
+        let Some(probe) = self.probes.get(layer).and_then(Option::as_ref) else {
+            return Ok(None);
+        };
+        // Past the end of the file: read_at reports the truncation.
+        if at + span > img.file_len() {
+            return Ok(None);
+        }
+        // Holes of the layer file are zeros that cost nothing to skip, where
+        // mapping them would fill page-cache pages with zeros.
+        let Some(data) = seek(probe, at, Whence::Data) else {
+            return Ok(seek_failed_at_eof().then_some(Direct::Zeros(span)));
+        };
+        if data >= at + span {
+            return Ok(Some(Direct::Zeros(span)));
+        }
+        if data - at >= MIN_HOLE {
+            return Ok(Some(Direct::Zeros(data - at)));
+        }
+        // Data from `at` (a short hole before it is read through), up to the
+        // next hole worth skipping.
+        let run_end = data_run_end(probe, data, at + span);
+        let n = run_end - at;
+        if n < MIN_MAP {
+            return Ok(Some(Direct::Read(n)));
+        }
+        // A failed map (address space, an odd file) is not an error: read instead.
+        Ok(Some(
+            MappedRange::map(probe, at, n as usize).map_or(Direct::Read(n), Direct::Map),
+        ))
+    }
+
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset + buf.len() as u64;
         let mut p = offset;
@@ -195,17 +251,7 @@ fn read_skipping_holes(
         }
         let data = data.max(q);
         buf[lo..(data - offset) as usize].fill(0);
-        // Extend the data run over holes too short to be worth skipping.
-        let mut hole = seek(probe, data, Whence::Hole).unwrap_or(end).min(end);
-        while hole < end {
-            match seek(probe, hole, Whence::Data) {
-                Some(next) if next < end && next - hole < MIN_HOLE => {
-                    hole = seek(probe, next, Whence::Hole).unwrap_or(end).min(end);
-                }
-                _ => break,
-            }
-        }
-        let hole = hole.max(data + 1).min(end);
+        let hole = data_run_end(probe, data, end);
         img.read_raw(
             &mut buf[(data - offset) as usize..(hole - offset) as usize],
             data,
@@ -213,6 +259,22 @@ fn read_skipping_holes(
         q = hole;
     }
     Ok(())
+}
+
+/// Where the data run of `probe` starting at `data` ends, no later than
+/// `end`: holes too short to be worth skipping count as data. Always above
+/// `data`.
+fn data_run_end(probe: &File, data: u64, end: u64) -> u64 {
+    let mut hole = seek(probe, data, Whence::Hole).unwrap_or(end).min(end);
+    while hole < end {
+        match seek(probe, hole, Whence::Data) {
+            Some(next) if next < end && next - hole < MIN_HOLE => {
+                hole = seek(probe, next, Whence::Hole).unwrap_or(end).min(end);
+            }
+            _ => break,
+        }
+    }
+    hole.max(data + 1).min(end)
 }
 
 enum Whence {
@@ -248,5 +310,101 @@ fn seek_failed_at_eof() -> bool {
     #[cfg(not(target_os = "linux"))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::chain::ChainOptions;
+    use cloudimg_fixtures::{chain, Generated, LayerSpec, Layout, SizeMode};
+    use std::path::Path;
+
+    const MIB: u64 = 1 << 20;
+    /// Sectors per MiB.
+    const S: u64 = MIB / 512;
+
+    /// A 16 MiB, 2-layer chain with 2 MiB blocks: full blocks in either layer,
+    /// partial bitmaps, zero data inside allocated blocks, and a hole punched
+    /// in the base file (under zero data, so the disk is unchanged).
+    pub(crate) fn sample_chain(dir: &Path) -> Generated {
+        let base = LayerSpec::new("base.vhd", Layout::Qemu, 2 << 20)
+            .size_mode(SizeMode::ForceSize)
+            .write(0, 2 * S, 1) // block 0: data
+            .write(2 * S, S, 0) // block 1: a zero MiB (then punched), a data MiB
+            .write(3 * S, S, 2)
+            .write(4 * S + 7, 100, 3) // block 2: partial bitmap
+            .write(6 * S, 2 * S, 4) // block 3: data, half hidden by the child
+            .write(12 * S, 2 * S, 0); // block 6: all zeros, allocated
+        let child = LayerSpec::new("child.vhd", Layout::VhdUtil, 2 << 20)
+            .write(6 * S + 3, S, 5) // block 3: partial, unaligned
+            .write(10 * S, 2 * S, 6); // block 5: data
+        let g = chain(dir, 16 * MIB, 42, &[base, child]).unwrap();
+        // Punch the zero MiB of block 1 out of the base file.
+        let img = Image::open(g.base()).unwrap();
+        let at = img.block_data_offset(1).unwrap();
+        let (lo, hi) = (at.next_multiple_of(4096), (at + MIB) / 4096 * 4096);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(g.base())
+            .unwrap();
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: fallocate on a descriptor we own, inside the file.
+        let r = unsafe {
+            libc::fallocate(
+                f.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                lo as libc::off_t,
+                (hi - lo) as libc::off_t,
+            )
+        };
+        assert_eq!(r, 0, "punch hole: {}", std::io::Error::last_os_error());
+        g
+    }
+
+    #[test]
+    fn direct_pieces_match_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = sample_chain(dir.path());
+        let expect = g.oracle.to_vec();
+        let chain = Chain::open(g.leaf(), &ChainOptions::default()).unwrap();
+        let mut src = ChainSource::new(&chain);
+        let (mut maps, mut zeros, mut reads) = (0, 0, 0);
+        let mut pos = 0u64;
+        let size = src.virtual_size();
+        while pos < size {
+            // Ask for ranges that straddle blocks and extents.
+            let want = (size - pos).min(3 * MIB + 4096) as usize;
+            let (lo, piece) = (pos as usize, src.direct_at(pos, want).unwrap());
+            let n = match piece {
+                Some(Direct::Map(m)) => {
+                    maps += 1;
+                    let n = m.as_slice().len();
+                    assert_eq!(m.as_slice(), &expect[lo..lo + n], "map at {pos}");
+                    n
+                }
+                Some(Direct::Zeros(k)) => {
+                    zeros += 1;
+                    assert!(super::super::is_zero(&expect[lo..lo + k as usize]));
+                    k as usize
+                }
+                Some(Direct::Read(k)) => {
+                    reads += 1;
+                    let mut b = vec![0u8; k as usize];
+                    src.read_at(pos, &mut b).unwrap();
+                    assert_eq!(b, &expect[lo..lo + k as usize], "read at {pos}");
+                    k as usize
+                }
+                None => {
+                    let mut b = vec![0u8; want];
+                    src.read_at(pos, &mut b).unwrap();
+                    assert_eq!(b, &expect[lo..lo + want], "read at {pos}");
+                    want
+                }
+            };
+            assert!(n > 0 && n <= want);
+            pos += n as u64;
+        }
+        assert!(maps > 0 && zeros > 0 && reads > 0, "{maps} {zeros} {reads}");
     }
 }

@@ -8,10 +8,11 @@
 
 use super::layout::{block_is_zero, read_clipped, DynamicLayout, IO_CHUNK};
 use super::sink::with_write_behind;
-use super::{check_block_size, vhd_size, DiskSource, DynamicOptions, Progress, Sink};
+use super::{check_block_size, vhd_size, Direct, DiskSource, DynamicOptions, Progress, Sink};
 use crate::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 /// Writes `source` as a dynamic VHD into `file` (truncated first) with
 /// positional writes. Returns the layout written; the file is
@@ -34,6 +35,8 @@ pub fn write_dynamic_file(
         // Blocks are read here and written on a second thread: bitmap and
         // data side by side, one positional write per block.
         let blen = bitmap.len();
+        let shared_bitmap: Arc<[u8]> = bitmap.clone().into();
+        let whole = size / bs; // blocks entirely inside the disk
         let blocks = with_write_behind(file, blen + opts.block_size as usize, |wb| {
             let mut blocks = Vec::new();
             let mut b = 0u64;
@@ -45,6 +48,27 @@ pub fn write_dynamic_file(
                 let last = end.div_ceil(bs).min(entries);
                 for blk in first..last {
                     let vstart = blk * bs;
+                    // A block that one file holds whole goes out straight
+                    // from its map; one known to be zeros is not read at all.
+                    let direct = if blk < whole {
+                        source.direct_at(vstart, bs as usize)?
+                    } else {
+                        None
+                    };
+                    match direct {
+                        Some(Direct::Map(m)) if m.as_slice().len() as u64 == bs => {
+                            if !opts.keep_zero_blocks && super::is_zero(m.as_slice()) {
+                                continue;
+                            }
+                            let at = empty.block_offset(blocks.len() as u64);
+                            wb.write_mapped(at, Some(shared_bitmap.clone()), m)?;
+                            blocks.push(blk as u32);
+                            progress((vstart + bs).min(size));
+                            continue;
+                        }
+                        Some(Direct::Zeros(k)) if k == bs && !opts.keep_zero_blocks => continue,
+                        _ => {}
+                    }
                     let mut buf = wb.buffer()?;
                     read_clipped(source, vstart, &mut buf[blen..])?;
                     if !opts.keep_zero_blocks && super::is_zero(&buf[blen..]) {
@@ -165,5 +189,37 @@ mod tests {
         f.read_exact_at(&mut back, 0).unwrap();
         // Identical except the timestamps (and so the checksums) of the footers.
         assert_eq!(back[512..v.len() - 512], v[512..v.len() - 512]);
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+    use crate::chain::{Chain, ChainOptions};
+    use crate::write::chain_source::tests::sample_chain;
+    use crate::write::ChainSource;
+
+    #[test]
+    fn chain_to_dynamic_file_reads_back_as_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = sample_chain(dir.path());
+        let expect = g.oracle.to_vec();
+        let chain = Chain::open(g.leaf(), &ChainOptions::default()).unwrap();
+        let out = dir.path().join("out.vhd");
+        let f = File::create(&out).unwrap();
+        let l = write_dynamic_file(
+            &mut ChainSource::new(&chain),
+            &f,
+            &DynamicOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        drop(f);
+        // Blocks 4 and 7 are unallocated and block 6 holds only zeros.
+        assert_eq!(l.allocated_blocks(), &[0, 1, 2, 3, 5]);
+        let back = Chain::open(&out, &ChainOptions::default()).unwrap();
+        let mut got = vec![0u8; expect.len()];
+        back.read_at(0, &mut got).unwrap();
+        assert!(got == expect, "coalesced image differs from the chain");
     }
 }

@@ -1,11 +1,11 @@
 //! Where a writer's bytes go: a regular file (zeros become holes) or a stream
 //! (zeros are written out).
 
-use super::is_zero;
+use super::{is_zero, MappedRange};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 /// Granularity of zero detection inside data: a page.
 const ZERO_GRAIN: usize = 4096;
@@ -91,25 +91,41 @@ impl<'a> Sink<'a> {
         Ok(())
     }
 
-    /// Appends `buf`, turning long page-aligned zero runs into holes in a file.
+    /// Appends `buf`, turning long zero runs into holes in a file. Runs are
+    /// made of the file's own pages (plus the partial pages at `buf`'s ends),
+    /// so a hole covers whole pages wherever `buf` starts; zero runs at either
+    /// end of `buf` are skipped whatever their length. The range must not
+    /// hold older bytes (a fresh or truncated file, each range written once).
     pub fn write_sparse(&mut self, buf: &[u8]) -> Result<()> {
-        if matches!(self, Sink::Stream { .. }) {
-            return self.write(buf);
-        }
-        let page_zero = |p: usize| is_zero(&buf[p..(p + ZERO_GRAIN).min(buf.len())]);
+        let base = match self {
+            Sink::Stream { .. } => return self.write(buf),
+            Sink::File { pos, .. } => *pos,
+        };
+        let grain = ZERO_GRAIN as u64;
+        // End (in `buf`) of the file page holding buf[p].
+        let page_end = |p: usize| {
+            let next = ((base + p as u64) / grain + 1) * grain;
+            ((next - base) as usize).min(buf.len())
+        };
         let mut pending = 0;
         let mut p = 0;
         while p < buf.len() {
-            if !page_zero(p) {
-                p += ZERO_GRAIN;
+            let e = page_end(p);
+            if !is_zero(&buf[p..e]) {
+                p = e;
                 continue;
             }
-            let mut ze = p;
-            while ze < buf.len() && page_zero(ze) {
-                ze += ZERO_GRAIN;
+            let mut ze = e;
+            while ze < buf.len() {
+                let e = page_end(ze);
+                if !is_zero(&buf[ze..e]) {
+                    break;
+                }
+                ze = e;
             }
-            let ze = ze.min(buf.len());
-            if ze - p >= MIN_HOLE {
+            // At either end of `buf` a zero run costs no extra write to skip
+            // (the data write just starts or stops at a page boundary).
+            if ze - p >= MIN_HOLE || p == 0 || ze == buf.len() {
                 if p > pending {
                     self.write(&buf[pending..p])?;
                 }
@@ -147,7 +163,9 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// Memory a [`WriteBehind`] may hold in buffers. Beyond the three a pipeline
+/// Memory a [`WriteBehind`] may hold in buffers (maps of the input queued
+/// instead of buffers add at most as much again, counted as resident while
+/// mapped). Beyond the three a pipeline
 /// needs (one filled, one queued, one written), the rest absorb scheduling
 /// delays: on a busy machine a wake-up can take longer than writing a buffer
 /// (measured with strace: the writer thread idle 40% of the time with three
@@ -158,9 +176,20 @@ const WRITE_BEHIND_BUDGET: usize = 16 << 20;
 /// `buf[plain..len]` with long zero runs left as holes.
 struct WriteJob {
     pos: u64,
-    buf: Vec<u8>,
+    buf: JobBytes,
     plain: usize,
     len: usize,
+}
+
+/// The bytes of a [`WriteJob`]: a pooled buffer (returned after the write) or
+/// a map of the input (unmapped after the write) after `head`, written as is
+/// (a block's bitmap).
+enum JobBytes {
+    Buf(Vec<u8>),
+    Map {
+        head: Option<Arc<[u8]>>,
+        map: MappedRange,
+    },
 }
 
 /// Positional writes into a regular file on a second thread, so reading the
@@ -207,12 +236,34 @@ impl WriteBehind {
     /// Queues `buf[..plain]` (verbatim) and `buf[plain..len]` (sparse) for
     /// writing at `pos`.
     pub(crate) fn write(&mut self, pos: u64, buf: Vec<u8>, plain: usize, len: usize) -> Result<()> {
-        let job = WriteJob {
+        self.send(WriteJob {
             pos,
-            buf,
+            buf: JobBytes::Buf(buf),
             plain,
             len,
-        };
+        })
+    }
+
+    /// Queues `head` (verbatim, if any) then the mapped bytes `map` (long zero
+    /// runs left as holes) for writing at `pos`. The queue's bound also bounds
+    /// the maps alive at once.
+    pub(crate) fn write_mapped(
+        &mut self,
+        pos: u64,
+        head: Option<Arc<[u8]>>,
+        map: MappedRange,
+    ) -> Result<()> {
+        let plain = head.as_ref().map_or(0, |h| h.len());
+        let len = plain + map.as_slice().len();
+        self.send(WriteJob {
+            pos,
+            buf: JobBytes::Map { head, map },
+            plain,
+            len,
+        })
+    }
+
+    fn send(&mut self, job: WriteJob) -> Result<()> {
         match &self.jobs {
             Some(tx) if tx.send(job).is_ok() => Ok(()),
             _ => Err(Error::io(
@@ -240,14 +291,22 @@ pub(crate) fn with_write_behind<R>(
             .name("cloudimg-write".into())
             .spawn_scoped(scope, move || -> Result<()> {
                 for job in job_rx {
-                    Sink::File { file, pos: job.pos }.write(&job.buf[..job.plain])?;
+                    let (plain, sparse) = match &job.buf {
+                        JobBytes::Buf(b) => (&b[..job.plain], &b[job.plain..job.len]),
+                        JobBytes::Map { head, map } => {
+                            (head.as_deref().unwrap_or_default(), map.as_slice())
+                        }
+                    };
+                    Sink::File { file, pos: job.pos }.write(plain)?;
                     Sink::File {
                         file,
                         pos: job.pos + job.plain as u64,
                     }
-                    .write_sparse(&job.buf[job.plain..job.len])?;
-                    // The owner may be gone already (it failed); nothing to do then.
-                    let _ = free_tx.send(job.buf);
+                    .write_sparse(sparse)?;
+                    if let JobBytes::Buf(b) = job.buf {
+                        // The owner may be gone already (it failed); nothing to do then.
+                        let _ = free_tx.send(b);
+                    }
                 }
                 Ok(())
             })
@@ -318,6 +377,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(n, 20);
+        // Trailing zeros are left unwritten; the callers set the length.
+        f.set_len(20 * 200_000).unwrap();
         use std::os::unix::fs::FileExt;
         let mut back = vec![0u8; 200_000];
         for k in 0..20u64 {

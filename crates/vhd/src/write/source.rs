@@ -1,5 +1,6 @@
 //! Where a writer's virtual disk comes from: a raw file, memory, or a VHD chain.
 
+use super::MappedRange;
 use crate::{Error, ErrorKind, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -23,9 +24,45 @@ pub trait DiskSource {
     /// `offset + buf.len()` never exceeds [`virtual_size`](DiskSource::virtual_size).
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
 
+    /// The first part of the virtual bytes `[offset, offset + len)` without a
+    /// copy: zeros known from metadata, or data that one file holds unchanged,
+    /// mapped so a writer copies it once, straight from the page cache. `None`
+    /// means "read the whole range with [`read_at`](DiskSource::read_at)".
+    /// Same ordering rule as `read_at`.
+    fn direct_at(&mut self, offset: u64, len: usize) -> Result<Option<Direct>> {
+        let _ = (offset, len);
+        Ok(None)
+    }
+
     /// True when the range `[start, end)` may hold data (metadata only).
     fn may_have_data(&mut self, start: u64, end: u64) -> Result<bool> {
         Ok(self.next_data(start)?.is_some_and(|(s, _)| s < end))
+    }
+}
+
+/// What [`DiskSource::direct_at`] found at the start of a range.
+pub enum Direct {
+    /// The next bytes (at least one), mapped from the file that holds them.
+    Map(MappedRange),
+    /// The next `n` bytes (`n` > 0) read as zeros.
+    Zeros(u64),
+    /// The next `n` bytes (`n` > 0) must be read with
+    /// [`read_at`](DiskSource::read_at).
+    Read(u64),
+}
+
+impl Direct {
+    /// Bytes covered.
+    pub fn len(&self) -> u64 {
+        match self {
+            Direct::Map(m) => m.as_slice().len() as u64,
+            Direct::Zeros(n) | Direct::Read(n) => *n,
+        }
+    }
+
+    /// Never true for a value a source returns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
