@@ -2,8 +2,11 @@
 //! os_hash_value), and the three at once as the pipeline computes them.
 //!
 //! `cargo bench -p cloudimg-benches --bench hash`
+//!
+//! `md5_whole_and_segment` is the upload's pair of MD5s (whole object, current segment)
+//! computed together; `md5_twice` is what the pair costs done one after the other.
 
-use cloudimg_pipeline::hash::MultiHasher;
+use cloudimg_pipeline::hash::{MultiHasher, SegmentedMd5};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use md5::{Digest, Md5};
 use sha2::{Sha256, Sha512};
@@ -23,6 +26,21 @@ fn digests(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("sha512", &label), &data, |b, d| {
             b.iter(|| Sha512::digest(d))
+        });
+        // The upload's two MD5s (whole object and segment) in one pass, against two passes.
+        g.bench_with_input(
+            BenchmarkId::new("md5_whole_and_segment", &label),
+            &data,
+            |b, d| {
+                b.iter(|| {
+                    let mut h = SegmentedMd5::new();
+                    h.update(d);
+                    (h.end_segment(), h.finish())
+                })
+            },
+        );
+        g.bench_with_input(BenchmarkId::new("md5_twice", &label), &data, |b, d| {
+            b.iter(|| (Md5::digest(d), Md5::digest(d)))
         });
         g.bench_with_input(
             BenchmarkId::new("multi_md5_sha256_sha512", &label),

@@ -1,45 +1,120 @@
-//! Streaming download of plain and large objects into any `Write`, in order, with bounded
-//! memory.
+//! Download of plain and large objects, segments fetched in parallel, with bounded memory.
 //!
 //! The object is planned first: a plain object is one segment; a Swift DLO is the listing
 //! of its prefix (segment names with a numeric suffix must be contiguous, so a missing
 //! segment is found rather than silently skipped, as Swift itself would); a Swift SLO is its
 //! `multipart-manifest=get` list; an S3 multipart object is read by ranges of itself.
-//! Segments are split into pieces of at most `piece_size` bytes, fetched by `jobs` workers
-//! (each piece retried on its own) into a pool of `jobs + 1` buffers, and written in order
-//! by the calling thread, which hashes everything (whole-object MD5/SHA-256/SHA-512, and each
-//! segment's MD5 against its listed ETag). Every piece's length is checked, so a short or
-//! missing segment is an [`ErrorKind::Integrity`] error, never a truncated success.
+//! Every piece's length is checked, so a short or missing segment is an
+//! [`ErrorKind::Integrity`] error, never a truncated success; each segment whose MD5 is
+//! known (SLO manifest, DLO listing, a plain object's ETag) is checked against it.
+//!
+//! Two ways out:
+//! - [`download_to_file`]: `jobs` workers each take a whole segment (a segment without a
+//!   known MD5 is split into ranged pieces of `piece_size`), stream it through a small
+//!   buffer, check its MD5 on the worker and write it at its offset with positional writes:
+//!   no reordering, memory `jobs x 8 MiB`.
+//! - [`download`] into any `Write` (stdout): pieces of at most `piece_size` are fetched by
+//!   the workers into a pool of `jobs + 1` buffers and written in order by the calling
+//!   thread; memory `(jobs + 1) x piece_size`.
+//!
+//! Whole-object digests (MD5, SHA-256, SHA-512 of all the bytes, in order) cost a serial pass
+//! each, so they are computed only when [`DownloadOptions::digests`] asks; the summary lists
+//! which were. A plain object's ETag is the MD5 of all its bytes, so it is checked in that
+//! same ordered pass (the object is split into ranged pieces for parallelism).
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{normalize_etag, Checksums, MultiHasher};
+use crate::hash::{normalize_etag, Checksums, SegmentedMd5};
 use crate::pool::Pool;
 use crate::store::{list_all, Manifest, ObjectPath, ObjectStore};
 use crate::upload::{mib_s, Progress};
 use md5::{Digest, Md5};
 use serde::Serialize;
+use sha2::{Sha256, Sha512};
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::time::Instant;
 
-/// Default parallel GETs. See [`crate::upload::DEFAULT_JOBS`] for the measurements: the
-/// same reasoning holds (the hashing, not the number of connections, is the limit).
+/// Default parallel GETs. Measured on the local one-node Swift (2 shared cores, loaded by
+/// other work; 256 MiB SLO of 64 MiB segments to a file, 2 alternating rounds): `-j 2`
+/// 2.3-2.7 s, `-j 4` 1.9-2.9 s, `-j 8` 1.6-1.7 s; the single proxy process is the limit,
+/// and 4 keeps the stream bound `(jobs + 1) x piece` at 160 MiB.
 pub const DEFAULT_JOBS: usize = 4;
-/// Default piece (ranged GET and buffer) size: 32 MiB, so the bound `(jobs + 1) x piece`
-/// stays at 160 MiB with the default jobs while each GET is long enough that the request
-/// round trip is noise (a 64 MiB segment is two pieces).
+/// Default piece (ranged GET, and buffer when the output is a stream) size: 32 MiB, so the
+/// stream bound `(jobs + 1) x piece` stays at 160 MiB with the default jobs while each GET
+/// is long enough that the request round trip is noise.
 pub const DEFAULT_PIECE_SIZE: u64 = 32 << 20;
+/// Buffer of each worker when writing a file at offsets.
+const FILE_CHUNK: usize = 8 << 20;
+
+/// Which whole-object digests to compute (each is a serial pass over all the bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Digests {
+    /// MD5 of the whole object.
+    pub md5: bool,
+    /// SHA-256 of the whole object.
+    pub sha256: bool,
+    /// SHA-512 of the whole object.
+    pub sha512: bool,
+}
+
+impl Digests {
+    /// All three.
+    pub fn all() -> Self {
+        Digests {
+            md5: true,
+            sha256: true,
+            sha512: true,
+        }
+    }
+
+    /// True when any is asked for.
+    pub fn any(&self) -> bool {
+        self.md5 || self.sha256 || self.sha512
+    }
+
+    /// Names of those asked for (`md5`, `sha256`, `sha512`).
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.md5, "md5"),
+            (self.sha256, "sha256"),
+            (self.sha512, "sha512"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect()
+    }
+
+    /// Parses a comma-separated list of `md5`, `sha256`, `sha512` (or `all`, `none`).
+    pub fn parse(list: &str) -> std::result::Result<Self, String> {
+        let mut d = Digests::default();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "md5" => d.md5 = true,
+                "sha256" => d.sha256 = true,
+                "sha512" => d.sha512 = true,
+                "all" => d = Digests::all(),
+                "none" => d = Digests::default(),
+                other => return Err(format!("unknown digest {other:?} (md5, sha256, sha512)")),
+            }
+        }
+        Ok(d)
+    }
+}
 
 /// Download settings.
 #[derive(Clone)]
 pub struct DownloadOptions {
     /// Parallel GETs.
     pub jobs: usize,
-    /// Largest single GET (and buffer) in bytes.
+    /// Largest single GET (and buffer, when writing a stream) in bytes.
     pub piece_size: u64,
+    /// Whole-object digests to compute (none by default; segment MD5s are always checked).
+    pub digests: Digests,
     /// Progress callback (bytes written).
     pub progress: Option<Progress>,
 }
@@ -49,6 +124,7 @@ impl Default for DownloadOptions {
         DownloadOptions {
             jobs: DEFAULT_JOBS,
             piece_size: DEFAULT_PIECE_SIZE,
+            digests: Digests::default(),
             progress: None,
         }
     }
@@ -59,6 +135,7 @@ impl std::fmt::Debug for DownloadOptions {
         f.debug_struct("DownloadOptions")
             .field("jobs", &self.jobs)
             .field("piece_size", &self.piece_size)
+            .field("digests", &self.digests)
             .finish_non_exhaustive()
     }
 }
@@ -76,8 +153,11 @@ pub struct DownloadSummary {
     pub segments: u64,
     /// Segments whose MD5 was checked against their ETag.
     pub segments_verified: u64,
-    /// Whole-object digests of what was written.
+    /// Whole-object digests of what was written; only those named in `digests` are set
+    /// (the others are empty).
     pub checksums: Checksums,
+    /// Which whole-object digests were computed (`md5`, `sha256`, `sha512`).
+    pub digests: Vec<String>,
     /// Wall time in seconds.
     pub duration_secs: f64,
     /// MiB/s over the wall time.
@@ -238,51 +318,146 @@ struct Piece {
     path: ObjectPath,
     range: Option<Range<u64>>,
     len: u64,
+    /// Offset of the piece in the output.
+    at: u64,
+    /// The expected MD5 when this piece is a whole segment whose MD5 is known: checked by
+    /// the worker that fetches it.
+    md5: Option<String>,
     last_of_segment: bool,
 }
 
-/// Downloads `src` into `out`. See the module documentation.
+/// Where the bytes go.
+enum Sink<'a> {
+    /// In order, by the calling thread.
+    Writer(&'a mut dyn Write),
+    /// At offsets, by the workers.
+    File(&'a File),
+}
+
+/// Downloads `src` into `out`, in order. See the module documentation.
 pub fn download(
     store: &dyn ObjectStore,
     src: &ObjectPath,
     out: &mut dyn Write,
     opts: &DownloadOptions,
 ) -> Result<DownloadSummary> {
+    run(store, src, Sink::Writer(out), opts)
+}
+
+/// Downloads `src` into `file` (from offset 0; the file is extended or truncated to the
+/// object's size) with positional writes by the workers. See the module documentation.
+pub fn download_to_file(
+    store: &dyn ObjectStore,
+    src: &ObjectPath,
+    file: &File,
+    opts: &DownloadOptions,
+) -> Result<DownloadSummary> {
+    run(store, src, Sink::File(file), opts)
+}
+
+/// The whole-object digests and the MD5 of a segment split into several pieces, fed in
+/// order; each serial digest runs on its own thread for a large piece. The whole-object MD5
+/// and the segment MD5 share one pass ([`SegmentedMd5`]).
+struct Ordered {
+    /// Whole-object MD5 (valid only when asked for: then every piece is fed) and the MD5
+    /// of the current segment.
+    md5: SegmentedMd5,
+    want_md5: bool,
+    sha256: Option<Sha256>,
+    sha512: Option<Sha512>,
+}
+
+impl Ordered {
+    fn update(&mut self, data: &[u8], seg: bool) {
+        let Ordered {
+            md5,
+            want_md5,
+            sha256,
+            sha512,
+        } = self;
+        std::thread::scope(|s| {
+            if let Some(h) = sha512 {
+                s.spawn(|| h.update(data));
+            }
+            if let Some(h) = sha256 {
+                s.spawn(|| h.update(data));
+            }
+            if seg || *want_md5 {
+                md5.update(data);
+            }
+        });
+    }
+}
+
+fn run(
+    store: &dyn ObjectStore,
+    src: &ObjectPath,
+    mut sink: Sink<'_>,
+    opts: &DownloadOptions,
+) -> Result<DownloadSummary> {
     let start = Instant::now();
     let plan = plan(store, src)?;
     let url = store.url(src);
     let piece = opts.piece_size.max(1);
+    let to_file = matches!(sink, Sink::File(_));
+    // A plain object's MD5 covers all of it: split into ranges, it is checked in order.
+    let split_single = plan.kind == "single" && plan.size > piece;
+    let ordered = !to_file || opts.digests.any() || split_single;
     let mut pieces = Vec::new();
+    let mut at = 0u64;
     for (i, s) in plan.segments.iter().enumerate() {
         let base = s.range.as_ref().map_or(0, |r| r.start);
+        // Streamed to a file, a segment with a known MD5 is one GET checked by its worker.
+        let whole = s.md5.is_some() && !ordered;
+        let step = if whole { s.size } else { piece };
         let mut off = 0;
         while off < s.size {
-            let n = (s.size - off).min(piece);
-            let whole_segment = off == 0 && n == s.size && s.range.is_none();
+            let n = (s.size - off).min(step);
+            let whole_segment = off == 0 && n == s.size;
             pieces.push(Piece {
                 seg: i,
                 path: s.path.clone(),
-                range: (!whole_segment).then(|| base + off..base + off + n),
+                range: (!(whole_segment && s.range.is_none())).then(|| base + off..base + off + n),
                 len: n,
+                at,
+                md5: s.md5.clone().filter(|_| whole_segment),
                 last_of_segment: off + n == s.size,
             });
             off += n;
+            at += n;
         }
     }
+    if let Sink::File(f) = &sink {
+        f.set_len(plan.size)
+            .map_err(|e| Error::io("download", "output", e))?;
+    }
     let jobs = opts.jobs.max(1);
-    let pool = Pool::new(jobs + 1, piece.min(plan.size.max(1)) as usize);
+    let pool = if ordered {
+        Pool::new(jobs + 1, piece.min(plan.size.max(1)) as usize)
+    } else {
+        Pool::new(jobs, FILE_CHUNK.min(piece.min(plan.size.max(1)) as usize))
+    };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let (tx, rx) = channel::<(usize, Result<Vec<u8>>)>();
+    let verified = AtomicU64::new(0);
+    let (tx, rx) = channel::<(usize, Result<Option<Vec<u8>>>)>();
     let policy = store.retry_policy();
+    let file = match &sink {
+        Sink::File(f) => Some(*f),
+        Sink::Writer(_) => None,
+    };
 
-    let mut whole = MultiHasher::new();
+    let mut hashes = Ordered {
+        md5: SegmentedMd5::new(),
+        want_md5: opts.digests.md5,
+        sha256: opts.digests.sha256.then(Sha256::new),
+        sha512: opts.digests.sha512.then(Sha512::new),
+    };
     let mut written = 0u64;
-    let mut verified = 0u64;
     let result = std::thread::scope(|s| {
         for _ in 0..jobs {
             let tx = tx.clone();
-            let (pool, next, stop, pieces) = (&pool, &next, &stop, &pieces);
+            let (pool, next, stop, pieces, verified) = (&pool, &next, &stop, &pieces, &verified);
             s.spawn(move || loop {
                 if stop.load(Ordering::SeqCst) {
                     return;
@@ -294,7 +469,24 @@ pub fn download(
                     return;
                 }
                 let p = &pieces[i];
-                let r = policy.run(|_| fetch(store, p, &mut buf)).map(|_| buf);
+                let r = policy.run(|_| fetch(store, p, &mut buf, file, ordered));
+                let r = match r {
+                    Ok(()) => {
+                        if p.md5.is_some() {
+                            verified.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if ordered {
+                            Ok(Some(buf))
+                        } else {
+                            pool.give(buf);
+                            Ok(None)
+                        }
+                    }
+                    Err(e) => {
+                        pool.give(buf);
+                        Err(e)
+                    }
+                };
                 if tx.send((i, r)).is_err() {
                     return;
                 }
@@ -304,18 +496,24 @@ pub fn download(
 
         let mut ready: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
         let mut want = 0usize;
-        let mut seg_md5 = Md5::new();
         let mut outcome: Result<()> = Ok(());
         for (i, r) in rx.iter() {
             if outcome.is_err() {
-                if let Ok(b) = r {
+                if let Ok(Some(b)) = r {
                     pool.give(b);
                 }
                 continue;
             }
             match r {
-                Ok(b) => {
+                Ok(Some(b)) => {
                     ready.insert(i, b);
+                }
+                Ok(None) => {
+                    written += pieces[i].len;
+                    if let Some(prog) = &opts.progress {
+                        prog(pieces[i].len);
+                    }
+                    want += 1;
                 }
                 Err(e) => {
                     outcome = Err(e.with_segment(pieces[i].seg as u64));
@@ -326,12 +524,16 @@ pub fn download(
                     break;
                 };
                 let p = &pieces[want];
-                std::thread::scope(|h| {
-                    h.spawn(|| seg_md5.update(&buf));
-                    whole.update(&buf);
-                });
-                if let Err(e) = out.write_all(&buf) {
-                    outcome = Err(Error::io("download", "output", e));
+                // A segment split into pieces is checked here, in order.
+                let seg_expect = plan.segments[p.seg]
+                    .md5
+                    .as_ref()
+                    .filter(|_| p.md5.is_none());
+                hashes.update(&buf, seg_expect.is_some());
+                if let Sink::Writer(out) = &mut sink {
+                    if let Err(e) = out.write_all(&buf) {
+                        outcome = Err(Error::io("download", "output", e));
+                    }
                 }
                 written += buf.len() as u64;
                 if let Some(prog) = &opts.progress {
@@ -339,8 +541,10 @@ pub fn download(
                 }
                 pool.give(buf);
                 if p.last_of_segment {
-                    let got = hex::encode(std::mem::take(&mut seg_md5).finalize());
-                    if let Some(expect) = &plan.segments[p.seg].md5 {
+                    // Ends the segment lane whether or not it was fed, so the next one
+                    // starts fresh.
+                    let got = hashes.md5.end_segment();
+                    if let Some(expect) = seg_expect {
                         if &got != expect {
                             outcome = Err(Error::new(
                                 ErrorKind::Integrity,
@@ -350,7 +554,7 @@ pub fn download(
                             )
                             .with_segment(p.seg as u64));
                         }
-                        verified += 1;
+                        verified.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 want += 1;
@@ -373,8 +577,11 @@ pub fn download(
         outcome
     });
     result?;
-    out.flush()
-        .map_err(|e| Error::io("download", "output", e))?;
+    match &mut sink {
+        Sink::Writer(out) => out.flush(),
+        Sink::File(_) => Ok(()),
+    }
+    .map_err(|e| Error::io("download", "output", e))?;
     if written != plan.size {
         return Err(Error::new(
             ErrorKind::Integrity,
@@ -383,45 +590,173 @@ pub fn download(
             format!("wrote {written} bytes, expected {}", plan.size),
         ));
     }
+    let checksums = Checksums {
+        md5: if hashes.want_md5 {
+            hashes.md5.finish()
+        } else {
+            String::new()
+        },
+        sha256: hashes
+            .sha256
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default(),
+        sha512: hashes
+            .sha512
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default(),
+    };
     let secs = start.elapsed().as_secs_f64();
     Ok(DownloadSummary {
         url,
         kind: plan.kind,
         bytes: written,
         segments: plan.segments.len() as u64,
-        segments_verified: verified,
-        checksums: whole.finish(),
+        segments_verified: verified.into_inner(),
+        checksums,
+        digests: opts.digests.names(),
         duration_secs: secs,
         throughput_mib_s: mib_s(written, secs),
     })
 }
 
-/// GETs one piece into `buf`, checking the length; a body cut short is transient.
-fn fetch(store: &dyn ObjectStore, p: &Piece, buf: &mut Vec<u8>) -> Result<()> {
-    buf.clear();
-    let s = store.get(&p.path, p.range.clone())?;
-    if s.len != p.len {
-        return Err(Error::new(
-            ErrorKind::Integrity,
-            "download",
-            store.url(&p.path),
-            format!("segment is {} bytes, the listing says {}", s.len, p.len),
-        ));
+/// GETs one piece, checking its length (a body cut short is transient) and, when it is a
+/// whole segment with a known MD5, its MD5. With `keep`, the bytes stay in `buf` (sized to
+/// the piece) for the ordered pass; otherwise `buf` is a reusable chunk. With `file`, the
+/// bytes are written at the piece's offset.
+fn fetch(
+    store: &dyn ObjectStore,
+    p: &Piece,
+    buf: &mut Vec<u8>,
+    file: Option<&File>,
+    keep: bool,
+) -> Result<()> {
+    let target = || store.url(&p.path);
+    let cap = if keep {
+        p.len as usize
+    } else {
+        (p.len as usize).min(FILE_CHUNK)
+    };
+    if buf.len() < cap {
+        buf.resize(cap, 0);
     }
-    buf.resize(p.len as usize, 0);
-    let mut r = s.reader;
-    r.read_exact(buf).map_err(|e| {
-        Error::io("download", store.url(&p.path), e).with_kind(ErrorKind::Transient)
-    })?;
-    // A longer body than promised means the object changed under us.
-    let mut extra = [0u8; 1];
-    if matches!(r.read(&mut extra), Ok(n) if n > 0) {
-        return Err(Error::new(
-            ErrorKind::Integrity,
-            "download",
-            store.url(&p.path),
-            "body longer than its Content-Length",
-        ));
+    let mut md5 = p.md5.as_ref().map(|_| Md5::new());
+    // Swift's object server hashes every read that starts at byte 0 (to quarantine bit
+    // rot when it reaches the end), which costs it about three times the CPU of sending
+    // the bytes (measured: 0.16 s against 0.04 s of object-server CPU per 64 MiB). The
+    // client checks what it needs itself, so a piece starting at 0 is asked for as byte 0,
+    // then the rest: the server hashes one byte.
+    let base = p.range.as_ref().map_or(0, |r| r.start);
+    let whole = std::iter::once(0..p.len);
+    let parts: Vec<Range<u64>> = if base == 0 && p.len > 1 {
+        vec![0..1, 1..p.len]
+    } else {
+        whole.collect()
+    };
+    let split = parts.len() > 1;
+    let mut done = 0u64;
+    for part in parts {
+        let range = if part == (0..p.len) {
+            p.range.clone()
+        } else {
+            Some(base + part.start..base + part.end)
+        };
+        let s = match store.get(&p.path, range) {
+            // A range past the end: the segment is shorter than its listing says.
+            Err(e) if split && (e.status() == Some(416) || e.kind() == ErrorKind::Usage) => {
+                return Err(Error::new(
+                    ErrorKind::Integrity,
+                    "download",
+                    target(),
+                    format!("segment is shorter than the {} bytes listed ({e})", p.len),
+                ))
+            }
+            r => r?,
+        };
+        if s.len != part.end - part.start {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "download",
+                target(),
+                format!(
+                    "segment is {} bytes, the listing says {}",
+                    s.len,
+                    part.end - part.start
+                ),
+            ));
+        }
+        let mut r = s.reader;
+        while done < part.end {
+            let (lo, n) = if keep {
+                (
+                    done as usize,
+                    (part.end - done).min(FILE_CHUNK as u64) as usize,
+                )
+            } else {
+                (0, (part.end - done).min(cap as u64) as usize)
+            };
+            let chunk = &mut buf[lo..lo + n];
+            r.read_exact(chunk)
+                .map_err(|e| Error::io("download", target(), e).with_kind(ErrorKind::Transient))?;
+            if let Some(h) = &mut md5 {
+                h.update(&*chunk);
+            }
+            if let Some(f) = file {
+                use std::os::unix::fs::FileExt;
+                f.write_all_at(chunk, p.at + done)
+                    .map_err(|e| Error::io("download", "output", e))?;
+            }
+            done += n as u64;
+        }
+        // A longer body than promised means the object changed under us.
+        let mut extra = [0u8; 1];
+        if matches!(r.read(&mut extra), Ok(n) if n > 0) {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "download",
+                target(),
+                "body longer than its Content-Length",
+            ));
+        }
+    }
+    if keep {
+        buf.truncate(p.len as usize);
+    }
+    if let (Some(h), Some(expect)) = (md5, &p.md5) {
+        let got = hex::encode(h.finalize());
+        if &got != expect {
+            return Err(Error::new(
+                ErrorKind::Integrity,
+                "download",
+                target(),
+                format!("segment MD5 {got} differs from its ETag {expect}"),
+            ));
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_lists() {
+        assert_eq!(Digests::parse("").unwrap(), Digests::default());
+        assert_eq!(Digests::parse("none").unwrap(), Digests::default());
+        assert_eq!(Digests::parse("all").unwrap(), Digests::all());
+        let d = Digests::parse("SHA256, md5").unwrap();
+        assert_eq!(d.names(), ["md5", "sha256"]);
+        assert!(d.any() && !d.sha512);
+        assert!(Digests::parse("crc32").unwrap_err().contains("crc32"));
+    }
+
+    #[test]
+    fn dlo_numbering_gaps() {
+        let ok = ["p-00001", "p-00002", "p-00003"];
+        assert!(check_contiguous("u", "p-", ok.into_iter()).is_ok());
+        let gap = ["p-00001", "p-00003"];
+        let e = check_contiguous("u", "p-", gap.into_iter()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Integrity);
+        assert!(e.detail().contains("segment 2 is missing"), "{e}");
+    }
 }

@@ -6,6 +6,8 @@ use serde::Serialize;
 use sha2::{Sha256, Sha512};
 use std::io::{self, Read};
 
+pub use crate::md5pair::SegmentedMd5;
+
 /// Hex digests of a whole object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Checksums {

@@ -154,6 +154,50 @@ pub(crate) fn get_stream(
                 "no Content-Length in the answer",
             )
         })?;
+    check_range(status, len, range, &target)?;
+    Ok(crate::store::GetStream {
+        reader: Box::new(crate::store::LengthChecked {
+            inner: resp.into_reader(),
+            remaining: len,
+        }),
+        len,
+    })
+}
+
+/// [`get_stream`] for an answer of the lean client: the same length and range checks.
+pub(crate) fn raw_get_stream(
+    resp: crate::rawhttp::RawResponse,
+    range: Option<&std::ops::Range<u64>>,
+    target: String,
+) -> crate::error::Result<crate::store::GetStream> {
+    let status = resp.status;
+    let len = resp
+        .header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Permanent,
+                "get",
+                target.clone(),
+                "no Content-Length in the answer",
+            )
+        })?;
+    check_range(status, len, range, &target)?;
+    Ok(crate::store::GetStream {
+        reader: Box::new(crate::store::LengthChecked {
+            inner: resp.body,
+            remaining: len,
+        }),
+        len,
+    })
+}
+
+fn check_range(
+    status: u16,
+    len: u64,
+    range: Option<&std::ops::Range<u64>>,
+    target: &str,
+) -> crate::error::Result<()> {
     if let Some(r) = range {
         if status != 206 || len != r.end - r.start {
             return Err(Error::new(
@@ -169,13 +213,7 @@ pub(crate) fn get_stream(
             .with_status(status));
         }
     }
-    Ok(crate::store::GetStream {
-        reader: Box::new(crate::store::LengthChecked {
-            inner: resp.into_reader(),
-            remaining: len,
-        }),
-        len,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

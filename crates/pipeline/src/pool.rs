@@ -25,11 +25,11 @@ impl Pool {
         }
     }
 
-    /// A free buffer (cleared), waiting if all are in use.
+    /// A free buffer, waiting if all are in use. A reused buffer keeps its length and
+    /// contents, so callers that overwrite it need not zero it again.
     pub fn take(&self) -> Vec<u8> {
         if let Ok(rx) = self.rx.lock() {
-            if let Ok(mut b) = rx.try_recv() {
-                b.clear();
+            if let Ok(b) = rx.try_recv() {
                 return b;
             }
         }
@@ -41,12 +41,17 @@ impl Pool {
         }
         let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
         match rx.recv() {
-            Ok(mut b) => {
-                b.clear();
-                b
-            }
+            Ok(b) => b,
             // Unreachable while `self` holds a sender; allocate rather than panic.
             Err(_) => Vec::with_capacity(self.size),
+        }
+    }
+
+    /// Counts a buffer allocated outside the pool (and later given to it) against the
+    /// pool's size, so the bound holds.
+    pub fn adopt(&self) {
+        if let Ok(mut n) = self.created.lock() {
+            *n += 1;
         }
     }
 

@@ -50,6 +50,11 @@ pub trait Body: Send + Sync {
     }
     /// A fresh reader from the first byte.
     fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>>;
+    /// All the bytes, when they are already in memory: lets an HTTP client send them with
+    /// one write instead of copying them through a reader.
+    fn as_slice(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl Body for [u8] {
@@ -59,6 +64,9 @@ impl Body for [u8] {
     fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self))
     }
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 
 impl Body for Vec<u8> {
@@ -67,6 +75,9 @@ impl Body for Vec<u8> {
     }
     fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(self.as_slice()))
+    }
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Streaming upload: any byte stream in, one object or a large object out.
 //!
-//! The calling thread reads the input in order into pooled segment buffers and hashes it
-//! (whole-object MD5/SHA-256/SHA-512 and each segment's MD5) in the same pass; `jobs` worker
-//! threads PUT segments in parallel, each sent with its MD5 so the server refuses a
-//! corrupted body and the returned ETag is compared. Memory is at most
-//! `(jobs + 1) x segment_size` plus a small constant, whatever the input size. When
-//! `segment_size` exceeds [`UploadOptions::max_buffer`], a file input is sent by positional
-//! reads of each segment's range instead of buffers (the file is read twice, once to hash).
+//! The calling thread reads the input in order into pooled segment buffers, each shared
+//! (never copied) by the threads that use it: one thread per serial digest (SHA-256,
+//! SHA-512, and one for MD5 that computes the whole-object MD5 and the segment's MD5 in the
+//! same pass, see [`crate::hash::SegmentedMd5`]) and, once its MD5 is known, one of `jobs`
+//! worker threads that PUTs the segment with that MD5, so the server refuses a corrupted
+//! body, and compares the returned ETag. A buffer returns to the pool when its PUT and all
+//! digests are done, so memory is at most `(jobs + 1) x segment_size` plus a small
+//! constant, whatever the input size. When `segment_size` exceeds
+//! [`UploadOptions::max_buffer`], a file input is sent by positional reads of each
+//! segment's range instead of buffers (the file is read twice, once to hash).
 //!
 //! The manifest (DLO, SLO or multipart completion) is written last, only after every
 //! segment is verified; then the listing is re-read, retrying for eventual consistency,
@@ -19,7 +22,7 @@
 //! leaves a manifest. [`abort`] removes the segments of an upload.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{normalize_etag, Checksums, MultiHasher};
+use crate::hash::{normalize_etag, Checksums, MultiHasher, SegmentedMd5};
 use crate::pool::Pool;
 use crate::store::{
     list_all, Body, FileRange, ListEntry, Manifest, ObjectPath, ObjectStore, PartInfo, PutOptions,
@@ -27,24 +30,26 @@ use crate::store::{
 };
 use md5::{Digest, Md5};
 use serde::Serialize;
+use sha2::{Sha256, Sha512};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::channel;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Default segment size: 64 MiB, the buffer bound being `(jobs + 1) x 64 MiB` = 320 MiB at
-/// the default 4 jobs. Measured (1 GiB file, local one-node Swift, 2 shared cores, release
-/// build): 32 MiB 9.5 s, 64 MiB 10.5 s, 128 MiB 10.4 s at `-j 4`, differences within the
-/// noise of the shared machine; the upload is bound by the client's hashing CPU (two MD5
-/// passes, SHA-256, SHA-512: ~6.7 s user per GiB), not by the segment size, so the common
-/// Glance/python-swiftclient size is kept.
+/// the default 4 jobs (measured peak RSS of a 6 GiB upload from a pipe: 326 MiB). The
+/// common Glance/python-swiftclient size. On the local one-node Swift (2 shared cores) an
+/// upload is bound by CPU, not by segment size or connections: per GiB the required digests
+/// cost 4.4 s of client CPU (both MD5s 1.5 s, SHA-256 0.75 s, SHA-512 2.1 s, on three
+/// threads) and the Swift servers ~3.7 s, whatever the segmenting.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
-/// Default parallel PUTs. Measured as above at 64 MiB: `-j 2` 12.1 s, `-j 4` 10.5 s,
-/// `-j 8` 9.4 s; past 4 the gain is within the noise while the buffer bound grows by a
-/// segment per job.
+/// Default parallel PUTs. Measured at 64 MiB (256 MiB, 2 alternating rounds on a loaded
+/// machine): `-j 2` 3.4 s, `-j 3` 3.6 s, `-j 4` 3.6 s, `-j 6` 3.2-3.8 s, i.e. within the
+/// noise: the single-process server is the limit, so the default stays at 4, enough to keep
+/// it busy while a segment is being hashed.
 pub const DEFAULT_JOBS: usize = 4;
 
 /// Which large-object form to write.
@@ -288,14 +293,14 @@ struct Done {
     skipped: bool,
 }
 
-enum JobBody {
-    Buf(Vec<u8>),
+enum JobBody<'p> {
+    Buf(Arc<SharedBuf<'p>>),
     File(FileRange),
 }
 
-struct Job {
+struct Job<'p> {
     index: u64,
-    body: JobBody,
+    body: JobBody<'p>,
     md5: String,
 }
 
@@ -339,6 +344,19 @@ impl Input<'_> {
         Ok(n)
     }
 
+    /// Fills `buf` unless the input ends first; returns how many bytes were read.
+    fn read_full(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            let r = self.read(&mut buf[n..])?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        Ok(n)
+    }
+
     fn at_eof(&mut self) -> io::Result<bool> {
         if self.peeked.is_some() {
             return Ok(false);
@@ -352,17 +370,59 @@ impl Input<'_> {
     }
 }
 
-/// Hashes a chunk into the whole-object hasher and the segment MD5 at once.
-fn hash_chunk(whole: &mut MultiHasher, seg: &mut Md5, data: &[u8]) {
-    if data.len() < (1 << 20) {
-        whole.update(data);
-        seg.update(data);
-        return;
+/// A segment (or chunk) buffer shared by the digest threads and the worker that sends it;
+/// it goes back to its pool when the last of them lets go, so the pool's size is the
+/// memory bound whatever order they finish in.
+struct SharedBuf<'p> {
+    buf: Vec<u8>,
+    len: usize,
+    pool: &'p Pool,
+}
+
+impl std::ops::Deref for SharedBuf<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
+}
+
+impl Body for SharedBuf<'_> {
+    fn len(&self) -> u64 {
+        self.len as u64
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(&self.buf[..self.len]))
+    }
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(&self.buf[..self.len])
+    }
+}
+
+impl Drop for SharedBuf<'_> {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// What the MD5 thread is fed: bytes, then the end of a segment with its body, which it
+/// passes on to the workers once the segment's MD5 is known.
+enum HashMsg<'p> {
+    Data(Arc<SharedBuf<'p>>),
+    End(Job<'p>),
+}
+
+/// MD5, SHA-256 and SHA-512 of one in-memory buffer, each on its own thread.
+fn hash_all(data: &[u8]) -> Checksums {
     std::thread::scope(|s| {
-        s.spawn(|| seg.update(data));
-        whole.update(data);
-    });
+        let sha512 = s.spawn(|| hex::encode(Sha512::digest(data)));
+        let sha256 = s.spawn(|| hex::encode(Sha256::digest(data)));
+        let md5 = hex::encode(Md5::digest(data));
+        Checksums {
+            md5,
+            sha256: sha256.join().unwrap_or_default(),
+            sha512: sha512.join().unwrap_or_default(),
+        }
+    })
 }
 
 /// Uploads `source` to `dest`. See the module documentation for guarantees.
@@ -422,9 +482,8 @@ pub fn upload(
         peeked: None,
     };
 
-    let mut whole = MultiHasher::new();
     // Single object: at most one segment, buffered.
-    let mut first: Option<(Vec<u8>, String)> = None;
+    let mut first: Option<Vec<u8>> = None;
     if kind == LargeKind::Single && size.is_some_and(|s| s > opts.max_buffer) {
         if let Some((f, len)) = &file {
             return single_put_file(store, dest, f.clone(), *len, opts, start);
@@ -437,26 +496,22 @@ pub fn upload(
             seg_size
         };
         let mut buf = Vec::with_capacity(size.unwrap_or(limit).min(limit) as usize);
-        let mut seg = Md5::new();
         let mut filled = 0u64;
         while filled < limit {
             let want = (limit - filled).min(8 << 20) as usize;
-            let at = buf.len();
             let n = input
                 .fill(&mut buf, want)
                 .map_err(|e| Error::io("upload", "input", e))?;
             if n == 0 {
                 break;
             }
-            hash_chunk(&mut whole, &mut seg, &buf[at..]);
             filled += n as u64;
         }
         let eof = input
             .at_eof()
             .map_err(|e| Error::io("upload", "input", e))?;
-        let md5 = hex::encode(seg.finalize());
         if eof {
-            return single_put(store, dest, buf, md5, whole, opts, start);
+            return single_put(store, dest, buf, opts, start);
         }
         if kind == LargeKind::Single {
             return Err(Error::usage(
@@ -465,7 +520,7 @@ pub fn upload(
             ));
         }
         kind = pick_kind(LargeKind::Auto, &caps, Some(u64::MAX), seg_size)?;
-        first = Some((buf, md5));
+        first = Some(buf);
     }
 
     let layout = SegmentLayout::new(dest, opts, kind, size)?;
@@ -520,14 +575,21 @@ pub fn upload(
         }
     }
 
-    // Pipeline: this thread reads and hashes, workers store.
+    // Pipeline: this thread reads segments into pooled buffers; one thread per serial
+    // digest hashes them (the MD5 thread computes the whole-object and the segment MD5 in
+    // one pass, then hands the segment to the workers); workers store. A buffer is shared
+    // (Arc), never copied, and returns to the pool when its PUT and all digests are done.
     let buffered = seg_size <= opts.max_buffer;
-    let pool = Pool::new(if buffered { jobs + 1 } else { 0 }, seg_size as usize);
+    let chunk = (8u64 << 20).min(seg_size) as usize;
+    let pool = if buffered {
+        Pool::new(jobs + 1, seg_size as usize)
+    } else {
+        // Positional segments of a file: only the digests need memory.
+        Pool::new(4, chunk)
+    };
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let done: Mutex<BTreeMap<u64, Done>> = Mutex::new(BTreeMap::new());
-    let (tx, rx) = sync_channel::<Job>(jobs);
-    let rx = Mutex::new(rx);
     let fail = |e: Error| {
         stop.store(true, Ordering::SeqCst);
         if let Ok(mut f) = failure.lock() {
@@ -537,22 +599,53 @@ pub fn upload(
 
     let mut total = 0u64;
     let mut count = 0u64;
+    let mut checksums = Checksums::default();
+    let (job_tx, job_rx) = channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (md5_tx, md5_rx) = channel::<HashMsg>();
+    let (sha256_tx, sha256_rx) = channel::<Arc<SharedBuf>>();
+    let (sha512_tx, sha512_rx) = channel::<Arc<SharedBuf>>();
     std::thread::scope(|s| {
+        let md5_thread = s.spawn(move || {
+            let mut h = SegmentedMd5::new();
+            for m in md5_rx {
+                match m {
+                    HashMsg::Data(b) => h.update(&b),
+                    HashMsg::End(mut job) => {
+                        job.md5 = h.end_segment();
+                        // Workers gone (failure): keep draining so the reader never blocks.
+                        let _ = job_tx.send(job);
+                    }
+                }
+            }
+            h.finish()
+        });
+        let sha256_thread = s.spawn(move || {
+            let mut h = Sha256::new();
+            for b in sha256_rx {
+                h.update(&b[..]);
+            }
+            hex::encode(h.finalize())
+        });
+        let sha512_thread = s.spawn(move || {
+            let mut h = Sha512::new();
+            for b in sha512_rx {
+                h.update(&b[..]);
+            }
+            hex::encode(h.finalize())
+        });
         for _ in 0..jobs {
             s.spawn(|| loop {
-                let job = match rx.lock() {
+                let job = match job_rx.lock() {
                     Ok(r) => r.recv(),
                     Err(_) => return,
                 };
                 let Ok(job) = job else { return };
                 if stop.load(Ordering::SeqCst) {
-                    if let JobBody::Buf(b) = job.body {
-                        pool.give(b);
-                    }
                     continue;
                 }
                 let body: &dyn Body = match &job.body {
-                    JobBody::Buf(b) => b,
+                    JobBody::Buf(b) => &**b,
                     JobBody::File(f) => f,
                 };
                 let len = body.len();
@@ -570,9 +663,7 @@ pub fn upload(
                         },
                     ),
                 };
-                if let JobBody::Buf(b) = job.body {
-                    pool.give(b);
-                }
+                drop(job.body);
                 match res {
                     Ok(d) => {
                         if let Some(p) = &opts.progress {
@@ -587,46 +678,55 @@ pub fn upload(
             });
         }
 
+        let feed = |b| -> bool {
+            sha256_tx.send(Arc::clone(&b)).is_ok()
+                && sha512_tx.send(Arc::clone(&b)).is_ok()
+                && md5_tx.send(HashMsg::Data(b)).is_ok()
+        };
         let mut read = || -> Result<()> {
-            if let Some((buf, md5)) = first.take() {
-                total += buf.len() as u64;
-                let job = Job {
-                    index: 0,
-                    body: JobBody::Buf(buf),
-                    md5,
-                };
-                count = 1;
-                if tx.send(job).is_err() {
-                    return Ok(());
-                }
-            }
+            let mut first = first.take();
             loop {
                 if stop.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                let mut seg = Md5::new();
                 let job_body = if buffered {
-                    let mut buf = pool.take();
-                    let mut filled = 0u64;
-                    while filled < seg_size {
-                        let want = (seg_size - filled).min(8 << 20) as usize;
-                        let at = buf.len();
-                        let n = input
-                            .fill(&mut buf, want)
-                            .map_err(|e| Error::io("upload", "input", e))?;
-                        if n == 0 {
-                            break;
+                    let shared = match first.take() {
+                        Some(buf) => {
+                            pool.adopt();
+                            let len = buf.len();
+                            SharedBuf {
+                                buf,
+                                len,
+                                pool: &pool,
+                            }
                         }
-                        hash_chunk(&mut whole, &mut seg, &buf[at..]);
-                        filled += n as u64;
-                    }
-                    if buf.is_empty() {
-                        pool.give(buf);
+                        None => {
+                            let mut buf = pool.take();
+                            if buf.len() < seg_size as usize {
+                                // Zeroed once per buffer, then reused as it is.
+                                buf.resize(seg_size as usize, 0);
+                            }
+                            let n = input
+                                .read_full(&mut buf[..seg_size as usize])
+                                .map_err(|e| Error::io("upload", "input", e))?;
+                            if n == 0 {
+                                pool.give(buf);
+                                return Ok(());
+                            }
+                            SharedBuf {
+                                buf,
+                                len: n,
+                                pool: &pool,
+                            }
+                        }
+                    };
+                    let shared = Arc::new(shared);
+                    if !feed(shared.clone()) {
                         return Ok(());
                     }
-                    JobBody::Buf(buf)
+                    JobBody::Buf(shared)
                 } else {
-                    // Positional segments of a file: hash the range with a small buffer.
+                    // Positional segments of a file: hash the range chunk by chunk.
                     let Some((f, len)) = &file else {
                         return Ok(());
                     };
@@ -643,28 +743,37 @@ pub fn upload(
                     let mut r = range
                         .reader()
                         .map_err(|e| Error::io("upload", "input", e))?;
-                    let mut chunk = vec![0u8; 4 << 20];
-                    loop {
-                        let k = r
-                            .read(&mut chunk)
-                            .map_err(|e| Error::io("upload", "input", e))?;
-                        if k == 0 {
-                            break;
+                    let mut left = n as usize;
+                    while left > 0 {
+                        let mut buf = pool.take();
+                        let want = left.min(chunk);
+                        if buf.len() < want {
+                            buf.resize(want, 0);
                         }
-                        hash_chunk(&mut whole, &mut seg, &chunk[..k]);
+                        r.read_exact(&mut buf[..want])
+                            .map_err(|e| Error::io("upload", "input", e))?;
+                        left -= want;
+                        let shared = Arc::new(SharedBuf {
+                            buf,
+                            len: want,
+                            pool: &pool,
+                        });
+                        if !feed(shared) {
+                            return Ok(());
+                        }
                     }
                     drop(r);
                     JobBody::File(range)
                 };
                 let len = match &job_body {
-                    JobBody::Buf(b) => b.len() as u64,
+                    JobBody::Buf(b) => b.len as u64,
                     JobBody::File(f) => f.len,
                 };
                 total += len;
                 let job = Job {
                     index: count,
                     body: job_body,
-                    md5: hex::encode(seg.finalize()),
+                    md5: String::new(),
                 };
                 count += 1;
                 let limit = if kind == LargeKind::Dlo {
@@ -678,7 +787,7 @@ pub fn upload(
                         format!("more than {limit} segments: use a larger segment size"),
                     ));
                 }
-                if tx.send(job).is_err() {
+                if md5_tx.send(HashMsg::End(job)).is_err() {
                     return Ok(());
                 }
             }
@@ -686,7 +795,14 @@ pub fn upload(
         if let Err(e) = read() {
             fail(e);
         }
-        drop(tx);
+        drop(md5_tx);
+        drop(sha256_tx);
+        drop(sha512_tx);
+        checksums = Checksums {
+            md5: md5_thread.join().unwrap_or_default(),
+            sha256: sha256_thread.join().unwrap_or_default(),
+            sha512: sha512_thread.join().unwrap_or_default(),
+        };
     });
 
     if let Some(e) = failure.into_inner().ok().flatten() {
@@ -704,7 +820,6 @@ pub fn upload(
             format!("{} of {count} segments stored", done.len()),
         ));
     }
-    let checksums = whole.finish();
     let skipped = done.values().filter(|d| d.skipped).count() as u64;
     let segments: Vec<SegmentRef> = done
         .iter()
@@ -839,7 +954,7 @@ fn store_segment(
     dest: &ObjectPath,
     layout: &SegmentLayout,
     upload_id: Option<&str>,
-    job: &Job,
+    job: &Job<'_>,
     body: &dyn Body,
 ) -> Result<String> {
     let r = match upload_id {
@@ -862,12 +977,12 @@ fn single_put(
     store: &dyn ObjectStore,
     dest: &ObjectPath,
     buf: Vec<u8>,
-    md5: String,
-    whole: MultiHasher,
     opts: &UploadOptions,
     start: Instant,
 ) -> Result<UploadSummary> {
-    let r = store.put(
+    let checksums = hash_all(&buf);
+    let md5 = checksums.md5.clone();
+    store.put(
         dest,
         &buf,
         &PutOptions {
@@ -880,7 +995,6 @@ fn single_put(
         p(buf.len() as u64);
     }
     let etag = verify_single(store, dest, buf.len() as u64, &md5)?;
-    let _ = r;
     let secs = start.elapsed().as_secs_f64();
     Ok(UploadSummary {
         url: store.url(dest),
@@ -889,7 +1003,7 @@ fn single_put(
         segments: 1,
         segments_skipped: 0,
         segment_prefix: None,
-        checksums: whole.finish(),
+        checksums,
         etag,
         duration_secs: secs,
         throughput_mib_s: mib_s(buf.len() as u64, secs),
@@ -912,7 +1026,6 @@ fn single_put_file(
         len,
     };
     let mut whole = MultiHasher::new();
-    let mut seg = Md5::new();
     let mut r = range
         .reader()
         .map_err(|e| Error::io("upload", "input", e))?;
@@ -924,10 +1037,12 @@ fn single_put_file(
         if k == 0 {
             break;
         }
-        hash_chunk(&mut whole, &mut seg, &chunk[..k]);
+        whole.update(&chunk[..k]);
     }
     drop(r);
-    let md5 = hex::encode(seg.finalize());
+    // One object: its MD5 is the whole-object MD5.
+    let checksums = whole.finish();
+    let md5 = checksums.md5.clone();
     store.put(
         dest,
         &range,
@@ -949,7 +1064,7 @@ fn single_put_file(
         segments: 1,
         segments_skipped: 0,
         segment_prefix: None,
-        checksums: whole.finish(),
+        checksums,
         etag,
         duration_secs: secs,
         throughput_mib_s: mib_s(len, secs),

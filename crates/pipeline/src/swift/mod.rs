@@ -10,7 +10,10 @@ pub use auth::SwiftAuth;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{normalize_etag, Md5Reader};
-use crate::http::{agent, decode, encode, get_stream, map_err, read_body, HttpConfig};
+use crate::http::{
+    agent, decode, encode, get_stream, kind_for_status, map_err, read_body, HttpConfig,
+};
+use crate::rawhttp::{RawClient, RawResponse};
 use crate::retry::RetryPolicy;
 use crate::store::{
     Body, Capabilities, GetStream, ListEntry, ListPage, Manifest, ObjectInfo, ObjectPath,
@@ -26,6 +29,8 @@ pub const MAX_OBJECT_SIZE: u64 = 5_368_709_122;
 pub struct SwiftStore {
     auth: SwiftAuth,
     agent: ureq::Agent,
+    /// Object PUT/GET on plain-http storage URLs (see [`crate::rawhttp`]).
+    raw: Option<RawClient>,
     session: RwLock<Option<(String, String)>>,
     retry: RetryPolicy,
 }
@@ -54,6 +59,7 @@ impl SwiftStore {
         SwiftStore {
             auth,
             agent: agent(&http),
+            raw: raw_enabled().then(|| RawClient::new(&http)),
             session: RwLock::new(preset),
             retry,
         }
@@ -214,6 +220,89 @@ impl SwiftStore {
     }
 }
 
+/// The lean data path is on unless `CLOUDIMG_RAW_HTTP=0` (an escape hatch, and a way to
+/// measure the difference).
+fn raw_enabled() -> bool {
+    std::env::var("CLOUDIMG_RAW_HTTP").map_or(true, |v| v != "0")
+}
+
+impl SwiftStore {
+    /// The object URL, when the data path may use the lean client for it.
+    fn raw_url(&self, storage: &str, path: &ObjectPath) -> Option<String> {
+        self.raw.as_ref()?;
+        if !storage.starts_with("http://") {
+            return None;
+        }
+        Some(format!(
+            "{}/{}/{}",
+            storage.trim_end_matches('/'),
+            encode(&path.container, false),
+            encode(&path.name, true)
+        ))
+    }
+
+    /// An object PUT or GET through the lean client, with the same retries, token
+    /// renewal and status classification as [`SwiftStore::request`]. `None` when the
+    /// storage URL is not plain http.
+    fn raw_request(
+        &self,
+        op: &str,
+        method: &str,
+        path: &ObjectPath,
+        headers: &[(&str, String)],
+        body: Option<&dyn Body>,
+    ) -> Result<Option<RawResponse>> {
+        let Some(raw) = &self.raw else {
+            return Ok(None);
+        };
+        let target = self.url(path);
+        let (storage, _) = self.session()?;
+        if self.raw_url(&storage, path).is_none() {
+            return Ok(None);
+        }
+        self.retry
+            .run(|_| {
+                let mut renewed = false;
+                loop {
+                    let (storage, token) = self.session()?;
+                    let Some(url) = self.raw_url(&storage, path) else {
+                        return Err(Error::new(
+                            ErrorKind::Permanent,
+                            op,
+                            &target,
+                            "storage URL changed from http to https",
+                        ));
+                    };
+                    let mut all: Vec<(&str, String)> = vec![("X-Auth-Token", token.clone())];
+                    all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
+                    let resp = raw
+                        .request(method, &url, &all, body)
+                        .map_err(|e| Error::io(op, &target, e).with_kind(ErrorKind::Transient))?;
+                    match resp.status {
+                        200..=299 => return Ok(resp),
+                        401 if !renewed && self.auth.renewable() => {
+                            renewed = true;
+                            drop(resp);
+                            self.renew(&token)?;
+                        }
+                        code => {
+                            let body = resp.text(400);
+                            let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+                            let detail = if body.is_empty() {
+                                format!("server answered {code}")
+                            } else {
+                                format!("server answered {code}: {body}")
+                            };
+                            return Err(Error::new(kind_for_status(code), op, &target, detail)
+                                .with_status(code));
+                        }
+                    }
+                }
+            })
+            .map(Some)
+    }
+}
+
 fn header_string(resp: &ureq::Response, name: &str) -> Option<String> {
     resp.header(name).map(str::to_string)
 }
@@ -285,6 +374,35 @@ impl ObjectStore for SwiftStore {
         for (k, v) in &meta {
             headers.push((k.as_str(), v.clone()));
         }
+        // The lean path sends in-memory bodies; it needs the MD5 before sending.
+        if let Some(slice) = body.as_slice() {
+            let md5 = match &opts.md5 {
+                Some(m) => normalize_etag(m),
+                None => crate::hash::md5_hex(slice),
+            };
+            if opts.md5.is_none() {
+                headers.push(("ETag", md5.clone()));
+            }
+            if let Some(resp) = self.raw_request("put", "PUT", path, &headers, Some(body))? {
+                let etag = resp.header("ETag").map(normalize_etag).unwrap_or_default();
+                drop(resp);
+                if etag != md5 {
+                    return Err(Error::new(
+                        ErrorKind::Integrity,
+                        "put",
+                        self.url(path),
+                        format!("server ETag {etag:?} differs from the MD5 of the body {md5}"),
+                    ));
+                }
+                return Ok(PutResult {
+                    etag,
+                    size: body.len(),
+                });
+            }
+            if opts.md5.is_none() {
+                headers.pop();
+            }
+        }
         // With a known MD5 the server verifies the body (422 otherwise) and we compare its
         // answer; without one we hash what we send.
         let hash = opts.md5.is_none();
@@ -340,6 +458,9 @@ impl ObjectStore for SwiftStore {
                 ));
             }
             headers.push(("Range", format!("bytes={}-{}", r.start, r.end - 1)));
+        }
+        if let Some(resp) = self.raw_request("get", "GET", path, &headers, None)? {
+            return crate::http::raw_get_stream(resp, range.as_ref(), self.url(path));
         }
         let (resp, _) = self.request(
             "get",

@@ -1,7 +1,7 @@
 //! The integration suite every backend runs, plus small helpers for the tests.
 #![allow(dead_code)]
 
-use cloudimg_pipeline::download::{download, DownloadOptions};
+use cloudimg_pipeline::download::{download, download_to_file, Digests, DownloadOptions};
 use cloudimg_pipeline::upload::{abort, upload, LargeKind, SegmentNaming, Source, UploadOptions};
 use cloudimg_pipeline::{list_all, ErrorKind, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
@@ -35,6 +35,8 @@ pub fn unique(tag: &str) -> String {
     format!("cit-{tag}-{}-{n}", std::process::id())
 }
 
+/// Downloads `p` both ways (in order into a Vec with all whole-object digests, and at
+/// offsets into a file with none), checks they agree, and returns the bytes.
 pub fn fetch(store: &dyn ObjectStore, p: &ObjectPath, jobs: usize, piece: u64) -> Vec<u8> {
     let mut out = Vec::new();
     let s = download(
@@ -44,12 +46,39 @@ pub fn fetch(store: &dyn ObjectStore, p: &ObjectPath, jobs: usize, piece: u64) -
         &DownloadOptions {
             jobs,
             piece_size: piece,
+            digests: Digests::all(),
             ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("download {p}: {e}"));
     assert_eq!(s.bytes, out.len() as u64);
     assert_eq!(s.checksums.md5, md5_hex(&out));
+    assert_eq!(s.checksums.sha256, hex::encode(Sha256::digest(&out)));
+    assert_eq!(s.checksums.sha512, hex::encode(Sha512::digest(&out)));
+    assert_eq!(s.digests, ["md5", "sha256", "sha512"]);
+
+    // Stale bytes past the end must go: the file is cut to the object's size.
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&vec![0xEE; out.len() + 100]).unwrap();
+    let s2 = download_to_file(
+        store,
+        p,
+        &f,
+        &DownloadOptions {
+            jobs,
+            piece_size: piece,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("download {p} to a file: {e}"));
+    assert_eq!(s2.bytes, out.len() as u64);
+    assert!(s2.digests.is_empty() && s2.checksums.md5.is_empty());
+    assert_eq!(s2.segments_verified, s.segments_verified, "{p}");
+    let mut back = Vec::new();
+    use std::io::{Read, Seek};
+    f.rewind().unwrap();
+    f.read_to_end(&mut back).unwrap();
+    assert!(back == out, "{p}: file download differs");
     out
 }
 
