@@ -44,6 +44,9 @@ pub struct UnpackOptions {
     pub sha256: bool,
     /// Called with the compressed bytes read so far.
     pub progress: Option<ProgressFn>,
+    /// Threads inflating an indexed multi-member gzip (0: all cores, 1: the
+    /// decompressing thread only). Other streams decompress on one thread.
+    pub jobs: usize,
 }
 
 /// One file created.
@@ -137,8 +140,14 @@ pub fn unpack<R: Read + Send>(source: R, dir: &Path, opts: &UnpackOptions) -> Re
     let want_sha = opts.sha256 || opts.expected.sha256.is_some();
     let (pending, stats) = std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<StreamStats> {
-            let mut dec = Decoder::new(source, opts.limits, want_sha, opts.progress.clone())
-                .inspect_err(|e| writer.fail(Error::new(e.kind(), e.to_string()).into_io()))?;
+            let mut dec = Decoder::with_jobs(
+                source,
+                opts.limits,
+                want_sha,
+                opts.progress.clone(),
+                opts.jobs,
+            )
+            .inspect_err(|e| writer.fail(Error::new(e.kind(), e.to_string()).into_io()))?;
             match writer.pump(&mut dec) {
                 Ok(()) => dec.finish(),
                 Err(e) => Err(Error::io("decompress", e)),

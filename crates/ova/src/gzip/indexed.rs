@@ -12,11 +12,12 @@
 
 use super::deflate::{compress_chunk, End};
 use super::header::{self, find_extra};
+use super::members::Inflating;
 use super::ordered::Ordered;
 use super::GzOptions;
 use crate::error::{Error, ErrorKind, Result};
 use flate2::{Decompress, FlushDecompress, Status};
-use rayon::prelude::*;
+use std::cell::RefCell;
 use std::io::{self, Write};
 
 /// Subfield of a data member: `[member bytes u32][uncompressed bytes u32]`.
@@ -33,7 +34,7 @@ const MAGIC: &[u8; 8] = b"CIMGIDX1";
 /// An empty raw deflate stream: one final fixed-Huffman block with only end-of-block.
 const EMPTY_DEFLATE: [u8; 2] = [0x03, 0x00];
 /// Largest chunk a member may hold (sizes are stored as u32).
-const MAX_CHUNK: usize = 64 << 20;
+pub(crate) const MAX_CHUNK: usize = 64 << 20;
 
 /// One data member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,14 +382,15 @@ impl<T: ReadAt + ?Sized> ReadAt for std::sync::Arc<T> {
     }
 }
 
-/// Compressed bytes read per batch when streaming the whole thing.
-const BATCH_BYTES: u64 = 16 << 20;
-
 /// Reads an indexed gzip by range, decompressing members in parallel.
+///
+/// Threads are started per call ([`IndexedReader::copy_to`],
+/// [`IndexedReader::read_range`]) and end with it: no pool sits idle (or
+/// spins, as rayon's idle workers do) between calls.
 pub struct IndexedReader<S: ReadAt> {
     src: S,
     index: Index,
-    pool: rayon::ThreadPool,
+    jobs: usize,
 }
 
 impl<S: ReadAt> IndexedReader<S> {
@@ -449,11 +451,17 @@ impl<S: ReadAt> IndexedReader<S> {
 
     /// Uses an index kept elsewhere (a separate object).
     pub fn with_index(src: S, index: Index, jobs: usize) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs.max(1))
-            .build()
-            .map_err(|e| Error::io("start decompression threads", io::Error::other(e)))?;
-        Ok(IndexedReader { src, index, pool })
+        if jobs > 256 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{jobs} decompression jobs is not 1-256"),
+            ));
+        }
+        Ok(IndexedReader {
+            src,
+            index,
+            jobs: jobs.max(1),
+        })
     }
 
     pub fn index(&self) -> &Index {
@@ -480,75 +488,95 @@ impl<S: ReadAt> IndexedReader<S> {
         let first = blocks
             .partition_point(|b| b.uncompressed_offset + u64::from(b.uncompressed_len) <= offset);
         let last = blocks.partition_point(|b| b.uncompressed_offset < end);
-        // Batches bound the memory for long ranges.
-        let mut i = first;
-        while i < last {
-            let mut j = i;
-            let start_c = blocks[i].compressed_offset;
-            while j < last && blocks[j].compressed_offset - start_c < BATCH_BYTES {
-                j += 1;
-            }
-            let decoded = self.decode_blocks(&blocks[i..j])?;
-            for (b, data) in blocks[i..j].iter().zip(decoded) {
-                let lo = offset.max(b.uncompressed_offset);
-                let hi = end.min(b.uncompressed_offset + u64::from(b.uncompressed_len));
-                let src = &data
-                    [(lo - b.uncompressed_offset) as usize..(hi - b.uncompressed_offset) as usize];
-                buf[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(src);
-            }
-            i = j;
-        }
-        Ok(())
+        let mut put = |data: &[u8], b: &Block| {
+            let lo = offset.max(b.uncompressed_offset);
+            let hi = end.min(b.uncompressed_offset + u64::from(b.uncompressed_len));
+            let src =
+                &data[(lo - b.uncompressed_offset) as usize..(hi - b.uncompressed_offset) as usize];
+            buf[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(src);
+        };
+        self.each_block(&blocks[first..last], |data, b| {
+            put(data, b);
+            Ok(())
+        })
     }
 
-    /// Decompresses everything in order into `out`; returns the byte count.
+    /// Decompresses everything in order into `out` on the reader's threads;
+    /// returns the byte count.
+    ///
+    /// Pipelined rather than batched: the calling thread reads member after
+    /// member and writes results in order while the workers inflate the next
+    /// few, so no worker waits at a batch boundary. With one job everything
+    /// runs on the calling thread.
     pub fn copy_to<W: Write>(&self, mut out: W) -> Result<u64> {
-        let blocks = &self.index.blocks;
-        let mut i = 0;
         let mut written = 0u64;
-        while i < blocks.len() {
-            let mut j = i;
-            let start_c = blocks[i].compressed_offset;
-            while j < blocks.len() && blocks[j].compressed_offset - start_c < BATCH_BYTES {
-                j += 1;
-            }
-            for data in self.decode_blocks(&blocks[i..j])? {
-                out.write_all(&data)
-                    .map_err(|e| Error::io("write decompressed data", e))?;
-                written += data.len() as u64;
-            }
-            i = j;
-        }
+        self.each_block(&self.index.blocks, |data, _| {
+            out.write_all(data)
+                .map_err(|e| Error::io("write decompressed data", e))?;
+            written += data.len() as u64;
+            Ok(())
+        })?;
         Ok(written)
     }
 
-    /// Reads the compressed span of `blocks` and inflates them in parallel.
-    fn decode_blocks(&self, blocks: &[Block]) -> Result<Vec<Vec<u8>>> {
-        let start = blocks[0].compressed_offset;
-        let last = blocks[blocks.len() - 1];
-        let len = last.compressed_offset + u64::from(last.compressed_len) - start;
-        let mut span = vec![0u8; len as usize];
-        self.src
-            .read_exact_at(&mut span, start)
-            .map_err(|e| Error::io("read compressed members", e).at(start))?;
-        self.pool.install(|| {
-            blocks
-                .par_iter()
-                .map(|b| {
-                    let at = (b.compressed_offset - start) as usize;
-                    inflate_member(
-                        &span[at..at + b.compressed_len as usize],
-                        b.uncompressed_len,
-                    )
-                    .map_err(|e| e.at(b.compressed_offset))
-                })
-                .collect()
-        })
+    /// Inflates `blocks` (consecutive) on the reader's threads and hands
+    /// each one's data to `put`, in order. The calling thread reads the
+    /// members and inflates too while it waits; a few members are in flight.
+    fn each_block(
+        &self,
+        blocks: &[Block],
+        mut put: impl FnMut(&[u8], &Block) -> Result<()>,
+    ) -> Result<()> {
+        let mut inflating = Inflating::new(self.jobs)?;
+        let mut done = 0;
+        let mut out = |inflating: &mut Inflating, done: &mut usize| -> Result<()> {
+            let data = inflating.next().expect("a member in flight")?;
+            put(&data, &blocks[*done])?;
+            *done += 1;
+            inflating.recycle(data);
+            Ok(())
+        };
+        for b in blocks {
+            while !inflating.has_room(b.uncompressed_len) {
+                out(&mut inflating, &mut done)?;
+            }
+            let mut member = inflating.input_buffer();
+            member.resize(b.compressed_len as usize, 0);
+            if let Err(e) = self.src.read_exact_at(&mut member, b.compressed_offset) {
+                // The members before this one still go out first, in order.
+                while done < blocks.len() && inflating.has_pending() {
+                    out(&mut inflating, &mut done)?;
+                }
+                return Err(Error::io("read compressed member", e).at(b.compressed_offset));
+            }
+            inflating.submit(
+                member,
+                b.uncompressed_len,
+                b.compressed_offset,
+                b.uncompressed_offset,
+            );
+        }
+        while inflating.has_pending() {
+            out(&mut inflating, &mut done)?;
+        }
+        Ok(())
     }
 }
 
 /// Inflates one data member, checking its subfield, CRC and length.
 pub fn inflate_member(member: &[u8], expect_len: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    inflate_member_into(member, expect_len, &mut out)?;
+    Ok(out)
+}
+
+thread_local! {
+    /// One inflate state per thread: resetting one is cheaper than making one.
+    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// [`inflate_member`] into `out` (cleared first; its capacity is reused).
+pub(crate) fn inflate_member_into(member: &[u8], expect_len: u32, out: &mut Vec<u8>) -> Result<()> {
     let corrupt = |why: &str| Error::new(ErrorKind::Corrupt, format!("gzip member: {why}"));
     let sub = find_extra(member, ID_MEMBER)
         .filter(|s| s.len() == 8)
@@ -566,19 +594,39 @@ pub fn inflate_member(member: &[u8], expect_len: u32) -> Result<Vec<u8>> {
     let data = member
         .get(12 + xlen..member.len().saturating_sub(8))
         .ok_or_else(|| corrupt("shorter than its header"))?;
-    let mut out = Vec::with_capacity(ulen as usize);
-    let mut d = Decompress::new(false);
-    let status = d
-        .decompress_vec(data, &mut out, FlushDecompress::Finish)
-        .map_err(|e| corrupt(&e.to_string()))?;
+    out.clear();
+    out.reserve(ulen as usize);
+    // The output stays within the buffer's capacity (`ulen`, or a reused
+    // buffer's size, at most the 64 MiB cap): a member that inflates to more
+    // than it declared stops there and fails below, so memory stays bounded.
+    let (status, total_in) = INFLATER.with(|cell| {
+        let mut d = cell.borrow_mut();
+        d.reset(false);
+        let status = d.decompress_vec(data, out, FlushDecompress::Finish);
+        (status, d.total_in())
+    });
+    let status = status.map_err(|e| corrupt(&e.to_string()))?;
     if status != Status::StreamEnd || out.len() != ulen as usize {
-        return Err(corrupt("deflate data does not end where the member does"));
+        return Err(corrupt(&format!(
+            "deflate data does not end where the member does \
+             ({} bytes inflated of {ulen} declared)",
+            out.len()
+        )));
+    }
+    if total_in != data.len() as u64 {
+        return Err(corrupt(&format!(
+            "{} bytes between the deflate data and the trailer",
+            data.len() as u64 - total_in
+        )));
     }
     let t = &member[member.len() - 8..];
-    if crc32fast::hash(&out) != u32::from_le_bytes(t[..4].try_into().expect("4")) {
+    if crc32fast::hash(out) != u32::from_le_bytes(t[..4].try_into().expect("4")) {
         return Err(corrupt("CRC mismatch"));
     }
-    Ok(out)
+    if u32::from_le_bytes(t[4..].try_into().expect("4")) != ulen {
+        return Err(corrupt("ISIZE in the trailer disagrees with the data"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

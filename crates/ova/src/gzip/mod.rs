@@ -5,13 +5,17 @@
 //!   every gzip reader.
 //! - [`indexed`]: BGZF-like multi-member gzip with an index, so our reader can
 //!   decompress members in parallel and read any byte range.
+//! - [`members`]: the indexed form decompressed front to back from any
+//!   stream, members inflated in parallel, output in order.
 
 pub(crate) mod deflate;
 pub mod header;
 pub mod indexed;
+pub mod members;
 pub(crate) mod ordered;
 pub mod parallel;
 
+pub use members::{is_indexed_head, MemberReader};
 pub use parallel::{GzOptions, ParGzWriter};
 
 /// Default chunk of input compressed by one job: pigz's. Measured against 64

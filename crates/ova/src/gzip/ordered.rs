@@ -15,6 +15,9 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 
 pub(crate) struct Ordered<T: Send + 'static> {
     jobs: Option<mpsc::Sender<Job>>,
+    /// The workers' end of the job channel, kept so the owner can run a job
+    /// itself while it waits ([`Ordered::next_helping`]).
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     workers: Vec<JoinHandle<()>>,
     pending: VecDeque<mpsc::Receiver<T>>,
     max: usize,
@@ -60,6 +63,7 @@ impl<T: Send + 'static> Ordered<T> {
         }
         Ok(Ordered {
             jobs: Some(tx),
+            queue: rx,
             workers,
             pending: VecDeque::new(),
             max: max.max(1),
@@ -101,6 +105,33 @@ impl<T: Send + 'static> Ordered<T> {
                 Ok(v) => Ok(v),
                 Err(mpsc::TryRecvError::Empty) => return None,
                 Err(mpsc::TryRecvError::Disconnected) => Err(WorkerLost),
+            }
+        };
+        self.pending.pop_front();
+        Some(got)
+    }
+
+    /// Like `next(true)`, but while the oldest result is not ready the
+    /// calling thread runs queued jobs itself instead of sleeping. On a
+    /// loaded machine every wake-up of a sleeping thread costs milliseconds;
+    /// a caller that works rather than waits keeps the CPU it already has.
+    pub(crate) fn next_helping(&mut self) -> Option<Result<T, WorkerLost>> {
+        let rx = self.pending.front()?;
+        let got = loop {
+            match rx.try_recv() {
+                Ok(v) => break Ok(v),
+                Err(mpsc::TryRecvError::Disconnected) => break Err(WorkerLost),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            // A worker holds the lock only while it waits for a job, so a
+            // held lock means nothing is queued: sleep on the result then.
+            let job = match self.queue.try_lock() {
+                Ok(guard) => guard.try_recv().ok(),
+                Err(_) => None,
+            };
+            match job {
+                Some(job) => job(),
+                None => break rx.recv().map_err(|_| WorkerLost),
             }
         };
         self.pending.pop_front();
