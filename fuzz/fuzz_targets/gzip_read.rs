@@ -1,12 +1,33 @@
 //! Gzip input: the archive decoder (single and multi-member streams, with caps),
-//! the indexed multi-member reader (index parsing, range reads) and member inflate.
+//! the indexed multi-member reader (index parsing, range reads) and member inflate;
+//! and, as a differential check, the parallel member decoder against the sequential
+//! one: where both succeed they give the same bytes.
 #![no_main]
 
 use cloudimg_ova::gzip::indexed::{inflate_member, Index, IndexedReader};
+use cloudimg_ova::gzip::MemberReader;
 use cloudimg_ova::source::Decoder;
 use cloudimg_ova::Limits;
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
+
+/// Everything `r` yields, up to `cap` bytes; `None` on an error.
+fn drain(mut r: impl Read, cap: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Some(out),
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.len() > cap {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -39,5 +60,14 @@ fuzz_target!(|data: &[u8]| {
         let mut buf = vec![0u8; 4096];
         let _ = r.read_range(0, &mut buf);
         let _ = r.copy_to(std::io::sink());
+    }
+    // Parallel member decoding (two jobs) agrees with flate2's sequential decoder.
+    if let Ok(parallel) = MemberReader::new(data, 2) {
+        if let Some(p) = drain(parallel, 32 << 20) {
+            let sequential = flate2::read::MultiGzDecoder::new(data);
+            if let Some(s) = drain(sequential, 32 << 20) {
+                assert_eq!(p, s, "parallel and sequential decoding differ");
+            }
+        }
     }
 });

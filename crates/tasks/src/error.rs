@@ -227,8 +227,3 @@ pub(crate) fn from_io(op: &'static str, target: &str, e: std::io::Error) -> Erro
     }
     Error::io(op, target, e)
 }
-
-/// Wraps our error in an `io::Error` so it can cross a `Write`/`Read` boundary intact.
-pub(crate) fn to_io(e: Error) -> std::io::Error {
-    std::io::Error::other(e)
-}

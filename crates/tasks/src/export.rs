@@ -10,16 +10,22 @@
 //!    (e.g. `tar -zc` from a hypervisor) is read front to back (its MD5 checked against
 //!    the record) and its layers are spooled to a temporary folder, removed on every
 //!    path.
-//! 3. The chain is planned as one dynamic VHD from its allocation map (metadata only:
-//!    what any layer allocates is allocated in the output) and uploaded as segments whose
-//!    bodies are ranges of that VHD regenerated on demand ([`crate::outvhd`]): reading
-//!    the layers, coalescing, hashing and several segment uploads overlap, and nothing
-//!    holds a segment in memory or writes a copy of the output.
+//! 3. The chain is planned as one dynamic VHD from its layers' BATs (metadata only:
+//!    what any layer allocates is allocated in the output; no sector bitmap is read)
+//!    and uploaded as segments whose bodies are ranges of that VHD regenerated on demand
+//!    ([`crate::outvhd`]): reading the layers (an indexed package's next members are
+//!    fetched in the background), coalescing, hashing and several segment uploads
+//!    overlap, and nothing holds a segment in memory or writes a copy of the output.
 //! 4. The segment listing is verified (names, sizes, ETags), then the manifest is
-//!    written, last. Any failure removes the segments: no manifest, nothing left.
+//!    written, last. A failure removes the segments: no manifest, nothing left.
 //!
-//! A re-run of the same task starts over: it removes an existing `<uuid>.vhd` and its
-//! segments first, so the DLO never mixes segments of two runs.
+//! A re-run resumes. The output is a function of the image alone (its UUID derived from
+//! the image id, its timestamp from the image's creation time), so a run killed before
+//! it could clean up leaves segments that hold exactly the bytes the re-run produces: the
+//! re-run removes an existing manifest `<uuid>.vhd` first (so nothing serves a mix of two
+//! runs), regenerates each segment whose stored namesake has the right size, skips it
+//! when its MD5 equals the stored ETag, uploads the rest, removes segments past the end,
+//! and writes the manifest.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, Visibility};
@@ -27,19 +33,23 @@ use crate::indexedpkg::{IndexedPackage, RangeSource};
 use crate::objectio::{ObjectIo, Piece};
 use crate::outvhd::{OutputView, RangeBody};
 use crate::progress::{Phase, Progress, ProgressFn};
-use crate::segments::{self, Uploader};
+use crate::segments::{self, LazyBody};
 use crate::task::{ExportInput, Task};
 use cloudimg_ova::xenserver::XenStream;
 use cloudimg_pipeline::{ObjectPath, ObjectStore};
-use cloudimg_vhd::write::{ChainSource, DynamicLayout, DynamicOptions};
+use cloudimg_vhd::write::{DynamicLayout, DynamicOptions};
 use cloudimg_vhd::{Chain, Image};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Cloud Images' export segment size.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 1_048_576_000;
+
+/// Namespace of the UUIDs of exported VHDs (derived from image ids).
+const EXPORT_UUID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f7564_696d_4700_8000_6578706f7274);
 
 /// Export settings.
 #[derive(Debug, Clone)]
@@ -50,6 +60,8 @@ pub struct ExportOptions {
     pub upload_jobs: usize,
     /// Where legacy packages are spooled (the system temporary folder by default).
     pub temp_dir: Option<PathBuf>,
+    /// Reuse segments an interrupted run of the same export left (same size and MD5).
+    pub resume: bool,
 }
 
 impl Default for ExportOptions {
@@ -58,6 +70,7 @@ impl Default for ExportOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             upload_jobs: 2,
             temp_dir: None,
+            resume: true,
         }
     }
 }
@@ -69,8 +82,10 @@ pub struct ExportOutcome {
     pub export_location: String,
     /// Bytes of the VHD.
     pub size: u64,
-    /// Segments written.
+    /// Segments making up the export.
     pub segments: usize,
+    /// Segments an interrupted earlier run had stored and this run reused.
+    pub segments_reused: usize,
 }
 
 /// Runs an export task to its end: `task` goes through processing to success (result
@@ -176,18 +191,21 @@ fn export(
     });
     let name = format!("{}.vhd", input.image_uuid);
     let url = dest.url(&ObjectPath::new(&input.container, &name));
-    let layout = DynamicLayout::plan(
-        &mut ChainSource::new(&chain),
-        &DynamicOptions {
-            keep_zero_blocks: true,
-            ..DynamicOptions::default()
-        },
-    )
-    .map_err(|e| Error::vhd("plan export", &url, e))?;
+    // Same image, same bytes: what lets a re-run resume from an interrupted one.
+    let uuid = Uuid::new_v5(&EXPORT_UUID_NAMESPACE, input.image_uuid.as_bytes());
+    let layout = plan_from_bats(&chain, uuid).map_err(|e| Error::vhd("plan export", &url, e))?;
+    let timestamp = vhd_time(&rec.created_at);
     let view = Arc::new(
-        OutputView::new(layout, chain.clone()).map_err(|e| Error::io("plan export", &url, e))?,
+        OutputView::new(layout, chain.clone())
+            .map(|v| v.with_timestamp(timestamp))
+            .map_err(|e| Error::io("plan export", &url, e))?,
     );
-    segments::delete_prefix(&**dest, &input.container, &name)?;
+    // The manifest goes first: during the run nothing may serve a mix of two runs.
+    match dest.delete(&ObjectPath::new(&input.container, &name)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == cloudimg_pipeline::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::store("delete old manifest", &url, e)),
+    }
     let written = upload(dest, &input.container, &name, &view, opts, progress);
     let result = written.and_then(|n| {
         progress(Progress {
@@ -195,15 +213,16 @@ fn export(
             done: 0,
             total: 0,
         });
-        finish(&**dest, &input.container, &name, &view, &n)?;
-        Ok(n.len())
+        finish(&**dest, &input.container, &name, &view, &n.segments)?;
+        Ok(n)
     });
     drop(tmp);
     match result {
         Ok(n) => Ok(ExportOutcome {
             export_location: format!("{}/{name}", input.container),
             size: view.len(),
-            segments: n,
+            segments: n.segments.len(),
+            segments_reused: n.skipped,
         }),
         Err(e) => {
             // No manifest was written (it is the last step); remove the segments.
@@ -221,27 +240,26 @@ fn upload(
     view: &Arc<OutputView>,
     opts: &ExportOptions,
     progress: ProgressFn<'_>,
-) -> Result<Vec<segments::Written>> {
+) -> Result<segments::BodiesWritten> {
     let total = view.len();
     let count = total.div_ceil(opts.segment_size);
-    // Bodies are lazy ranges, so queueing them all costs nothing.
-    let mut up = Uploader::new(
-        dest.clone(),
-        container,
-        name,
-        opts.upload_jobs,
-        count as usize,
-    );
-    for k in 0..count {
-        let offset = k * opts.segment_size;
-        let body = RangeBody {
-            view: view.clone(),
-            offset,
-            len: opts.segment_size.min(total - offset),
-        };
-        up.submit(Box::new(body))?;
-    }
-    while !up.settled() {
+    // Bodies are lazy ranges, so making them all up front costs nothing.
+    let bodies: Vec<LazyBody> = (0..count)
+        .map(|k| {
+            let offset = k * opts.segment_size;
+            Box::new(RangeBody {
+                view: view.clone(),
+                offset,
+                len: opts.segment_size.min(total - offset),
+            }) as LazyBody
+        })
+        .collect();
+    let (store, jobs, resume) = (dest.clone(), opts.upload_jobs, opts.resume);
+    let (container, name) = (container.to_string(), name.to_string());
+    let worker = std::thread::spawn(move || {
+        segments::upload_bodies(&*store, &container, &name, bodies, jobs, resume)
+    });
+    while !worker.is_finished() {
         progress(Progress {
             phase: Phase::Transferring,
             done: view.produced().min(total),
@@ -249,12 +267,62 @@ fn upload(
         });
         std::thread::sleep(Duration::from_millis(100));
     }
+    let written = worker.join().map_err(|_| {
+        Error::new(
+            ErrorKind::Io,
+            "upload segments",
+            dest.url(&ObjectPath::new("", "")),
+            "upload thread panicked",
+        )
+    })??;
     progress(Progress {
         phase: Phase::Transferring,
         done: total,
         total,
     });
-    up.finish()
+    Ok(written)
+}
+
+/// The output layout from the layers' BATs alone: an output block is allocated when any
+/// layer allocates a block overlapping it (a fixed layer allocates everything). No
+/// sector bitmap is read: planning through the chain's extents would read every
+/// bitmap of every layer, which for a package read by range means fetching and
+/// decoding about the whole package once more before the data pass (measured: 129 GETs
+/// instead of ~70 for a 512 MiB chain). A block allocated with an empty bitmap comes
+/// out as an allocated block of zeros: the same disk.
+fn plan_from_bats(chain: &Chain, uuid: Uuid) -> cloudimg_vhd::Result<DynamicLayout> {
+    let size = chain.virtual_size();
+    let obs = u64::from(DynamicOptions::default().block_size);
+    let entries = size.div_ceil(obs);
+    let mut blocks: Vec<u32> = Vec::new();
+    for img in chain.layers() {
+        let Some(lbs) = img.block_size().map(u64::from) else {
+            blocks.extend(0..entries as u32);
+            continue;
+        };
+        for i in 0..img.bat().len() as u32 {
+            if img.block_bitmap_offset(i).is_none() {
+                continue;
+            }
+            let start = u64::from(i) * lbs;
+            let end = (start + lbs).min(size);
+            if start >= end {
+                continue;
+            }
+            blocks.extend((start / obs) as u32..end.div_ceil(obs).min(entries) as u32);
+        }
+    }
+    DynamicLayout::new(size, obs as u32, blocks, Some(uuid))
+}
+
+/// The VHD timestamp (seconds since 2000-01-01 UTC) of an ISO 8601 time; 0 when it does
+/// not parse (the output stays a function of the record either way).
+fn vhd_time(iso: &str) -> u32 {
+    const VHD_EPOCH: u64 = 946_684_800;
+    crate::time::parse_iso8601(iso)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| u32::try_from(d.as_secs().saturating_sub(VHD_EPOCH)).unwrap_or(u32::MAX))
+        .unwrap_or(0)
 }
 
 /// Verifies the segments, then writes the manifest and checks what it serves.

@@ -7,7 +7,11 @@
 //! mapped onto its segments). Nothing is spooled and no layer is held in memory: decoded
 //! members live in a small LRU cache bounded in bytes, which absorbs the VHD reader's
 //! pattern (a sector bitmap, then the block right after it) and the read-ahead of a few
-//! members per fetch, so consecutive reads do not refetch.
+//! members per fetch, so consecutive reads do not refetch. Reading is sequential per
+//! layer, so the spans after a read are fetched and decoded on background threads
+//! (two at a time, 8 MiB ahead) while the caller works: without that, each GET's
+//! latency stood in series with the upload (measured on a 512 MiB chain in the local
+//! Swift: 14.6 s, against 8.4 s for the legacy path that spools the package first).
 //!
 //! Integrity: each member's CRC32 and length and the index's own CRC are checked; the
 //! package's whole MD5 is not (that would mean reading all of it), which is what the
@@ -20,7 +24,7 @@ use cloudimg_pipeline::ObjectStore;
 use cloudimg_vhd::LayerIo;
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Decoded bytes the cache may hold.
 const CACHE_BYTES: u64 = 32 << 20;
@@ -28,6 +32,13 @@ const CACHE_BYTES: u64 = 32 << 20;
 const MIN_CACHED: usize = 8;
 /// Uncompressed bytes decoded per fetch (read-ahead inside one layer).
 const FETCH_BYTES: u64 = 8 << 20;
+/// How far past a read background fetches decode ahead (within the same layer). 16 MiB
+/// was slower with several segment readers at once (5 x 128 MiB segments of a 512 MiB
+/// chain: 7.3 s against 4.2-4.5 s at 8 MiB): their read-ahead overflowed the shared
+/// cache and evicted each other's members before use.
+const PREFETCH_BYTES: u64 = 8 << 20;
+/// Background fetches under way at most.
+const PREFETCH_SPANS: usize = 2;
 /// Largest member accepted from an index (the writer's limit is 64 MiB).
 const MAX_MEMBER: u32 = 64 << 20;
 
@@ -104,6 +115,8 @@ pub struct IndexedPackage {
     src: RangeSource,
     index: Index,
     cache: Mutex<Lru>,
+    /// Spans being fetched by background threads.
+    inflight: Mutex<Vec<Arc<Inflight>>>,
 }
 
 struct Lru {
@@ -119,6 +132,10 @@ impl Lru {
         let data = e.1.clone();
         self.entries.push_back(e);
         Some(data)
+    }
+
+    fn contains(&self, block: usize) -> bool {
+        self.entries.iter().any(|(b, _)| *b == block)
     }
 
     fn put(&mut self, block: usize, data: Arc<Vec<u8>>) {
@@ -182,6 +199,7 @@ impl IndexedPackage {
                 entries: VecDeque::new(),
                 capacity,
             }),
+            inflight: Mutex::new(Vec::new()),
         })
     }
 
@@ -212,18 +230,16 @@ impl IndexedPackage {
         })
     }
 
-    /// Fills `buf` from uncompressed offset `offset`; read-ahead stops at `limit`.
-    fn read(&self, buf: &mut [u8], offset: u64, limit: u64) -> io::Result<()> {
+    /// Fills `buf` from uncompressed offset `offset`; read-ahead stops at `limit`. Then
+    /// starts fetching, on background threads, the spans that follow (up to
+    /// [`PREFETCH_BYTES`] past the read, [`PREFETCH_SPANS`] at a time), so the next reads
+    /// find their members decoded instead of waiting for a GET.
+    fn read(self: &Arc<Self>, buf: &mut [u8], offset: u64, limit: u64) -> io::Result<()> {
         let end = offset + buf.len() as u64;
         let blocks = &self.index.blocks;
         let mut i = blocks.partition_point(|b| block_end(b) <= offset);
         while i < blocks.len() && blocks[i].uncompressed_offset < end {
-            // The guard must be gone before a fetch locks the cache again.
-            let cached = self.cache.lock().expect("not poisoned").get(i);
-            let data = match cached {
-                Some(d) => d,
-                None => self.fetch(i, end.max(limit.min(offset + FETCH_BYTES)))?,
-            };
+            let data = self.block(i, end.max(limit.min(offset + FETCH_BYTES)))?;
             let b = &blocks[i];
             let lo = offset.max(b.uncompressed_offset);
             let hi = end.min(block_end(b));
@@ -232,24 +248,114 @@ impl IndexedPackage {
             );
             i += 1;
         }
+        self.prefetch(i, limit.min(end + PREFETCH_BYTES), limit);
         Ok(())
     }
 
-    /// Decodes block `first` and the uncached blocks after it that start before `until`
-    /// (one GET for their compressed span), caches them and returns the first.
-    fn fetch(&self, first: usize, until: u64) -> io::Result<Arc<Vec<u8>>> {
-        let blocks = &self.index.blocks;
-        let mut last = first + 1;
-        {
-            let cache = self.cache.lock().expect("not poisoned");
-            while last < blocks.len()
-                && blocks[last].uncompressed_offset < until
-                && last - first < cache.capacity / 2
-                && !cache.entries.iter().any(|(b, _)| *b == last)
-            {
-                last += 1;
+    /// Block `i` decoded: from the cache, from a background fetch under way, or fetched
+    /// now with the blocks after it up to `until`.
+    fn block(&self, i: usize, until: u64) -> io::Result<Arc<Vec<u8>>> {
+        // The guard must be gone before a fetch locks the cache again.
+        let cached = self.cache.lock().expect("not poisoned").get(i);
+        if let Some(d) = cached {
+            return Ok(d);
+        }
+        let pending = self
+            .inflight
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|f| f.first <= i && i < f.last)
+            .cloned();
+        if let Some(f) = pending {
+            f.wait();
+            // Gone again only if the background fetch failed or the block was evicted:
+            // fetch it here (an error then surfaces on this read).
+            let cached = self.cache.lock().expect("not poisoned").get(i);
+            if let Some(d) = cached {
+                return Ok(d);
             }
         }
+        let last = self.span_end(i, until);
+        self.fetch(i, last)
+    }
+
+    /// Starts background fetches of the uncached blocks from `from` that start before
+    /// `until`, in spans of [`FETCH_BYTES`] (ending by `limit`): whole spans, so that
+    /// a reader advancing a little at a time does not cut the read-ahead into tiny GETs.
+    fn prefetch(self: &Arc<Self>, mut from: usize, until: u64, limit: u64) {
+        let blocks = &self.index.blocks;
+        loop {
+            let busy = |i: usize, inflight: &[Arc<Inflight>]| {
+                inflight.iter().any(|f| f.first <= i && i < f.last)
+            };
+            // Skip what is cached or on its way.
+            {
+                let cache = self.cache.lock().expect("not poisoned");
+                let inflight = self.inflight.lock().expect("not poisoned");
+                while from < blocks.len()
+                    && blocks[from].uncompressed_offset < until
+                    && (cache.contains(from) || busy(from, &inflight))
+                {
+                    from += 1;
+                }
+                if from >= blocks.len()
+                    || blocks[from].uncompressed_offset >= until
+                    || inflight.len() >= PREFETCH_SPANS
+                {
+                    return;
+                }
+            }
+            let span_until = limit.min(blocks[from].uncompressed_offset + FETCH_BYTES);
+            let last = self.span_end(from, span_until);
+            let job = Arc::new(Inflight {
+                first: from,
+                last,
+                done: Mutex::new(false),
+                cv: Condvar::new(),
+            });
+            self.inflight
+                .lock()
+                .expect("not poisoned")
+                .push(job.clone());
+            let pkg = self.clone();
+            std::thread::spawn(move || {
+                // An error is left for the reader to meet when it fetches the block.
+                let _ = pkg.fetch(job.first, job.last);
+                pkg.inflight
+                    .lock()
+                    .expect("not poisoned")
+                    .retain(|f| !Arc::ptr_eq(f, &job));
+                *job.done.lock().expect("not poisoned") = true;
+                job.cv.notify_all();
+            });
+            from = last;
+        }
+    }
+
+    /// The end (exclusive) of the span fetched from block `first`: the blocks that start
+    /// before `until`, stopping at one that is cached or on its way, at most half the
+    /// cache.
+    fn span_end(&self, first: usize, until: u64) -> usize {
+        let blocks = &self.index.blocks;
+        let cache = self.cache.lock().expect("not poisoned");
+        let inflight = self.inflight.lock().expect("not poisoned");
+        let mut last = first + 1;
+        while last < blocks.len()
+            && blocks[last].uncompressed_offset < until
+            && last - first < cache.capacity / 2
+            && !cache.contains(last)
+            && !inflight.iter().any(|f| f.first <= last && last < f.last)
+        {
+            last += 1;
+        }
+        last
+    }
+
+    /// Decodes blocks `first..last` (one GET for their compressed span), caches them and
+    /// returns the first.
+    fn fetch(&self, first: usize, last: usize) -> io::Result<Arc<Vec<u8>>> {
+        let blocks = &self.index.blocks;
         let start = blocks[first].compressed_offset;
         let span_len = block_cend(&blocks[last - 1]) - start;
         let mut span = vec![0u8; span_len as usize];
@@ -276,6 +382,23 @@ impl IndexedPackage {
             out.get_or_insert(data);
         }
         Ok(out.expect("at least one block"))
+    }
+}
+
+/// A span being fetched in the background.
+struct Inflight {
+    first: usize,
+    last: usize,
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Inflight {
+    fn wait(&self) {
+        let mut done = self.done.lock().expect("not poisoned");
+        while !*done {
+            done = self.cv.wait(done).expect("not poisoned");
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use cloudimg_pipeline::Body;
 use cloudimg_vhd::format::header::bitmap_size;
 use cloudimg_vhd::write::DynamicLayout;
-use cloudimg_vhd::Chain;
+use cloudimg_vhd::{Chain, Footer};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -74,6 +74,17 @@ impl OutputView {
             total,
             produced: AtomicU64::new(0),
         })
+    }
+
+    /// The same view with the footer's timestamp (seconds since 2000-01-01 UTC) set to
+    /// `timestamp` instead of the time of planning, so that two views of one chain are
+    /// byte for byte equal (what lets an export resume).
+    pub fn with_timestamp(mut self, timestamp: u32) -> OutputView {
+        if let Some(mut f) = Footer::parse(&self.footer) {
+            f.timestamp = timestamp;
+            self.footer = f.seal();
+        }
+        self
     }
 
     /// Length of the VHD.

@@ -1,5 +1,6 @@
 //! Writing an image's package into the image store as a stream: tar entry -> parallel
-//! gzip -> MD5/SHA512 -> segments uploaded while the next ones are compressed.
+//! gzip -> `cloudimg_pipeline`'s upload (MD5/SHA-512, segments uploaded while the next
+//! ones are compressed).
 //!
 //! The package is the XenServer tarball: a ustar header, the VHD, padding, and the two
 //! zero blocks that end an archive, gzipped on several threads as our indexed
@@ -9,17 +10,21 @@
 //! stored as a plain object; a larger one as a DLO over `<object>-00001`, ... The caller
 //! writes the image record only after [`PackageWriter::finish`] has verified the listing.
 
-use crate::error::{to_io, Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{PackageInfo, SegmentInfo};
-use crate::segments::{self, Uploader, Written};
+use crate::segments;
 use cloudimg_ova::gzip::indexed::{IndexedGzWriter, NamedRange};
 use cloudimg_ova::gzip::GzOptions;
 use cloudimg_ova::tar::{Header, BLOCK};
-use cloudimg_pipeline::{ObjectPath, ObjectStore, PutOptions};
-use md5::{Digest, Md5};
-use sha2::Sha512;
-use std::io::{self, Write};
+use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions, UploadSummary};
+use cloudimg_pipeline::{ObjectPath, ObjectStore};
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Compressed chunks queued between the gzip writer and the upload's reading thread.
+const PIPE_DEPTH: usize = 8;
 
 /// The [`PackageInfo::compression`] of an indexed package.
 pub const INDEXED: &str = "gzip-indexed";
@@ -33,7 +38,8 @@ pub struct PackageOptions {
     pub level: u32,
     /// Compression threads.
     pub jobs: usize,
-    /// Bytes per segment of a large package (each is held in memory while it uploads).
+    /// Bytes per segment of a large package (the upload holds `upload_jobs + 1` of them
+    /// in memory, plus the first one while the package may still fit one object).
     pub segment_size: usize,
     /// Segment uploads in flight.
     pub upload_jobs: usize,
@@ -63,43 +69,142 @@ pub struct PackageWritten {
     pub sha512: String,
 }
 
-/// The compressed side: hashes and cuts the gzip stream into segments.
+/// The compressed side: the first segment is buffered here; once the package outgrows
+/// it, the bytes stream through a bounded channel into `cloudimg_pipeline`'s upload
+/// running on its own thread (segments, parallel PUTs with their MD5, whole-package
+/// MD5/SHA-512, listing verified, DLO manifest last), so compression and hashing and the
+/// PUTs overlap.
 struct Segmenter {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
-    buf: Vec<u8>,
-    segment_size: usize,
-    uploader: Option<Uploader>,
-    upload_jobs: usize,
-    md5: Md5,
-    sha512: Sha512,
-    total: u64,
+    first: Vec<u8>,
+    opts: UploadOptions,
+    pipe: Option<Pipe>,
+}
+
+/// The channel into a running upload and the thread running it.
+struct Pipe {
+    tx: SyncSender<io::Result<Vec<u8>>>,
+    thread: JoinHandle<cloudimg_pipeline::Result<UploadSummary>>,
+}
+
+/// Chunks from the channel as a stream; the end of the stream is the sender's drop, an
+/// `Err` item aborts the upload (no manifest).
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.cur.len() {
+            match self.rx.recv() {
+                Ok(r) => {
+                    self.cur = r?;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.at);
+        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 impl Segmenter {
-    fn flush_segment(&mut self) -> Result<()> {
-        let (store, path, jobs) = (&self.store, &self.path, self.upload_jobs);
-        let up = self.uploader.get_or_insert_with(|| {
-            Uploader::new(store.clone(), &path.container, &path.name, jobs, 1)
+    /// Starts the large-object upload and hands it the buffered first segment.
+    fn start_pipe(&mut self) -> io::Result<()> {
+        let (tx, rx) = sync_channel(PIPE_DEPTH);
+        let (store, path, opts) = (self.store.clone(), self.path.clone(), self.opts.clone());
+        let thread = std::thread::spawn(move || {
+            let src = Source::stream(ChannelReader {
+                rx,
+                cur: Vec::new(),
+                at: 0,
+            });
+            upload::upload(&*store, &path, src, &opts)
         });
-        let body = std::mem::replace(&mut self.buf, Vec::with_capacity(self.segment_size));
-        up.submit(Box::new(body))
+        let first = std::mem::take(&mut self.first);
+        self.pipe = Some(Pipe { tx, thread });
+        self.send(first)
+    }
+
+    fn send(&mut self, data: Vec<u8>) -> io::Result<()> {
+        let pipe = self.pipe.as_ref().expect("started");
+        if pipe.tx.send(Ok(data)).is_ok() {
+            return Ok(());
+        }
+        // The upload stopped: its error says why.
+        let pipe = self.pipe.take().expect("started");
+        drop(pipe.tx);
+        Err(match pipe.thread.join() {
+            Ok(Err(e)) => io::Error::other(Error::store(
+                "upload package",
+                self.store.url(&self.path),
+                e,
+            )),
+            _ => io::Error::other("the package upload stopped"),
+        })
+    }
+
+    /// Ends the upload: a package within one segment is one PUT, a larger one completes
+    /// its large object.
+    fn finish(mut self) -> Result<UploadSummary> {
+        let url = self.store.url(&self.path);
+        let summary = match self.pipe.take() {
+            None => {
+                let opts = UploadOptions {
+                    large: LargeKind::Single,
+                    ..self.opts.clone()
+                };
+                let body = std::mem::take(&mut self.first);
+                upload::upload(
+                    &*self.store,
+                    &self.path,
+                    Source::stream(io::Cursor::new(body)),
+                    &opts,
+                )
+            }
+            Some(pipe) => {
+                drop(pipe.tx);
+                pipe.thread.join().map_err(|_| {
+                    Error::new(
+                        ErrorKind::Io,
+                        "upload package",
+                        &url,
+                        "the upload thread panicked",
+                    )
+                })?
+            }
+        };
+        summary.map_err(|e| Error::store("upload package", &url, e))
+    }
+}
+
+impl Drop for Segmenter {
+    fn drop(&mut self) {
+        // Dropped before finish (a failed import): abort the upload, which removes its
+        // segments and writes no manifest.
+        if let Some(pipe) = self.pipe.take() {
+            let _ = pipe.tx.send(Err(io::Error::other("package abandoned")));
+            drop(pipe.tx);
+            let _ = pipe.thread.join();
+        }
     }
 }
 
 impl Write for Segmenter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.md5.update(data);
-        self.sha512.update(data);
-        self.total += data.len() as u64;
-        let mut rest = data;
-        while !rest.is_empty() {
-            let n = rest.len().min(self.segment_size - self.buf.len());
-            self.buf.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.buf.len() == self.segment_size {
-                self.flush_segment().map_err(to_io)?;
-            }
+        if self.pipe.is_some() {
+            self.send(data.to_vec())?;
+            return Ok(data.len());
+        }
+        self.first.extend_from_slice(data);
+        if self.first.len() as u64 > self.opts.segment_size {
+            self.start_pipe()?;
         }
         Ok(data.len())
     }
@@ -134,13 +239,18 @@ impl PackageWriter {
         let seg = Segmenter {
             store,
             path,
-            buf: Vec::with_capacity(opts.segment_size.min(1 << 20)),
-            segment_size: opts.segment_size.max(1 << 20),
-            uploader: None,
-            upload_jobs: opts.upload_jobs,
-            md5: Md5::new(),
-            sha512: Sha512::new(),
-            total: 0,
+            first: Vec::new(),
+            opts: UploadOptions {
+                segment_size: opts.segment_size.max(1 << 20) as u64,
+                jobs: opts.upload_jobs.max(1),
+                large: LargeKind::Dlo,
+                // Debris of earlier runs is removed before an import starts over.
+                resume: false,
+                remove_on_error: true,
+                content_type: Some("application/gzip".into()),
+                ..UploadOptions::default()
+            },
+            pipe: None,
         };
         let gzo = GzOptions {
             level: opts.level,
@@ -194,54 +304,28 @@ impl PackageWriter {
             offset: self.data_offset,
             len: self.entry_len,
         }];
-        let (mut seg, _) = gz.finish(&names).map_err(|e| package_error(&self.url, e))?;
-        let md5 = hex::encode(seg.md5.finalize_reset());
-        let sha512 = hex::encode(seg.sha512.finalize_reset());
-        let size = seg.total;
+        let (seg, _) = gz.finish(&names).map_err(|e| package_error(&self.url, e))?;
         let (store, path) = (seg.store.clone(), seg.path.clone());
-        let segments = match seg.uploader.take() {
-            None => {
-                // Small: one plain object, whose ETag the store checks against our MD5.
-                let body = std::mem::take(&mut seg.buf);
-                let opts = PutOptions {
-                    md5: Some(md5.clone()),
-                    content_type: Some("application/gzip".into()),
-                    ..Default::default()
-                };
-                store
-                    .put(&path, &body, &opts)
-                    .map_err(|e| Error::store("upload package", &self.url, e))?;
-                Vec::new()
-            }
-            Some(mut up) => {
-                if !seg.buf.is_empty() {
-                    let body = std::mem::take(&mut seg.buf);
-                    if let Err(e) = up.submit(Box::new(body)) {
-                        up.abort();
-                        return Err(e);
-                    }
-                }
-                let written = up.finish()?;
-                finish_large(&*store, &path, &written, size)?;
-                written
-                    .into_iter()
-                    .map(|w: Written| SegmentInfo {
-                        name: w.name,
-                        size: w.size,
-                        etag: w.etag,
-                    })
-                    .collect()
-            }
+        let summary = seg.finish()?;
+        let segments = if summary.kind == "single" {
+            Vec::new()
+        } else {
+            segments::list_segments(&*store, &path.container, &path.name)?
+                .into_iter()
+                .map(|w| SegmentInfo {
+                    name: w.name,
+                    size: w.size,
+                    etag: w.etag,
+                })
+                .collect()
         };
-        let info = store
-            .head(&path)
-            .map_err(|e| Error::store("verify package", &self.url, e))?;
-        if info.size != size {
+        let listed: u64 = segments.iter().map(|s| s.size).sum();
+        if !segments.is_empty() && listed != summary.bytes {
             return Err(Error::new(
                 ErrorKind::Store,
                 "verify package",
                 &self.url,
-                format!("the store holds {} bytes, wrote {size}", info.size),
+                format!("segments hold {listed} bytes, wrote {}", summary.bytes),
             ));
         }
         Ok(PackageWritten {
@@ -251,33 +335,11 @@ impl PackageWriter {
                 compression: INDEXED.into(),
                 layers: vec![self.member.clone()],
             },
-            size,
-            md5,
-            sha512,
+            size: summary.bytes,
+            md5: summary.checksums.md5,
+            sha512: summary.checksums.sha512,
         })
     }
-}
-
-fn finish_large(
-    store: &dyn ObjectStore,
-    path: &ObjectPath,
-    written: &[Written],
-    size: u64,
-) -> Result<()> {
-    let total: u64 = written.iter().map(|w| w.size).sum();
-    if total != size {
-        return Err(Error::new(
-            ErrorKind::Store,
-            "upload package",
-            store.url(path),
-            format!("segments hold {total} bytes, wrote {size}"),
-        ));
-    }
-    let prefix = format!("{}-", path.name);
-    segments::verify_listing(store, &path.container, &prefix, written)?;
-    store
-        .put_dlo_manifest(path, &path.container, &prefix)
-        .map_err(|e| Error::store("write package manifest", store.url(path), e))
 }
 
 fn package_error(url: &str, e: cloudimg_ova::Error) -> Error {

@@ -9,13 +9,11 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, NewImage, PackageInfo, SegmentInfo};
-use crate::segments::{self, Uploader};
+use crate::segments;
 use cloudimg_ova::xenserver::XenStream;
-use cloudimg_pipeline::{FileRange, PutOptions};
-use sha2::{Digest, Sha512};
+use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions};
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Segment size used for packages added from a file.
@@ -53,9 +51,9 @@ pub fn register_package(
         .ok_or_else(|| Error::new(ErrorKind::Corrupt, "read package", &shown, "no VHD"))?;
     let virtual_size = leaf.vhd.current_size;
     let layers: Vec<String> = chain.iter().map(|m| m.archive_name.clone()).collect();
-    // XenStream hashed the same bytes; its MD5 is the package checksum.
+    // XenStream hashed the same bytes; its MD5 is the package checksum (the upload
+    // hashes them again: a mismatch means the file changed in between).
     let md5 = stats.md5.clone();
-    let sha512 = sha512_of(file)?;
 
     let img = NewImage {
         id: Uuid::new_v4(),
@@ -65,56 +63,56 @@ pub fn register_package(
     };
     let path = images.package_path(&img.id);
     let store = images.object_store().clone();
-    let file = Arc::new(File::open(file).map_err(|e| Error::io("open package", &shown, e))?);
-    let result = (|| -> Result<Vec<SegmentInfo>> {
-        if size <= SEGMENT {
-            let body = FileRange {
-                file: file.clone(),
-                offset: 0,
-                len: size,
+    let f = File::open(file).map_err(|e| Error::io("open package", &shown, e))?;
+    let source = Source::file(f).map_err(|e| Error::store("upload package", &shown, e))?;
+    let opts = UploadOptions {
+        segment_size: SEGMENT,
+        jobs: 2,
+        large: if size <= SEGMENT {
+            LargeKind::Single
+        } else {
+            LargeKind::Dlo
+        },
+        resume: false,
+        remove_on_error: true,
+        // Segments are sent by positional reads of the file, never buffered.
+        max_buffer: 1 << 20,
+        content_type: Some("application/gzip".into()),
+        ..UploadOptions::default()
+    };
+    let result = upload::upload(&*store, &path, source, &opts)
+        .map_err(|e| Error::store("upload package", store.url(&path), e))
+        .and_then(|summary| {
+            if summary.checksums.md5 != md5 || summary.bytes != size {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    "upload package",
+                    &shown,
+                    "the file changed while it was being added",
+                ));
+            }
+            let segments = if size <= SEGMENT {
+                Vec::new()
+            } else {
+                segments::list_segments(&*store, &path.container, &path.name)?
+                    .into_iter()
+                    .map(|w| SegmentInfo {
+                        name: w.name,
+                        size: w.size,
+                        etag: w.etag,
+                    })
+                    .collect()
             };
-            let opts = PutOptions {
-                md5: Some(md5.clone()),
-                ..Default::default()
-            };
-            store
-                .put(&path, &body, &opts)
-                .map_err(|e| Error::store("upload package", store.url(&path), e))?;
-            return Ok(Vec::new());
-        }
-        let mut up = Uploader::new(store.clone(), &path.container, &path.name, 2, 2);
-        let mut off = 0;
-        while off < size {
-            let len = SEGMENT.min(size - off);
-            up.submit(Box::new(FileRange {
-                file: file.clone(),
-                offset: off,
-                len,
-            }))?;
-            off += len;
-        }
-        let written = up.finish()?;
-        let prefix = format!("{}-", path.name);
-        segments::verify_listing(&*store, &path.container, &prefix, &written)?;
-        store
-            .put_dlo_manifest(&path, &path.container, &prefix)
-            .map_err(|e| Error::store("write package manifest", store.url(&path), e))?;
-        Ok(written
-            .into_iter()
-            .map(|w| SegmentInfo {
-                name: w.name,
-                size: w.size,
-                etag: w.etag,
-            })
-            .collect())
-    })();
-    let segments = match result {
+            Ok((segments, summary.checksums.sha512))
+        });
+    let (segments, sha512) = match result {
         Ok(s) => s,
         Err(e) => {
             let _ = segments::delete_prefix(&*store, &path.container, &path.name);
             return Err(e);
         }
     };
+    let file = File::open(file).map_err(|e| Error::io("open package", &shown, e))?;
     let info = PackageInfo {
         object: path.name.clone(),
         segments,
@@ -133,12 +131,4 @@ fn compression_of(file: &File, size: u64, layers: &[String]) -> &'static str {
         Ok(r) if layers.iter().all(|l| r.index().range(l).is_some()) => crate::package::INDEXED,
         _ => "gzip",
     }
-}
-
-fn sha512_of(file: &Path) -> Result<String> {
-    let shown = file.display().to_string();
-    let mut f = File::open(file).map_err(|e| Error::io("hash package", &shown, e))?;
-    let mut h = Sha512::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| Error::io("hash package", &shown, e))?;
-    Ok(hex::encode(h.finalize()))
 }

@@ -72,10 +72,67 @@ pub struct Task {
     pub schema: String,
 }
 
+/// Namespace of the task ids derived from task inputs.
+const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f7564_696d_4700_8000_7461736b7321);
+
+/// The id of the task of `task_type` with `input` run by `owner`: a name-based (v5) UUID
+/// of the type, the owner and the input in canonical JSON (object keys sorted, no
+/// spaces). The same request gets the same id, so a re-run of an interrupted task finds
+/// what the first run left (import derives its image id from the task id) instead of
+/// making a second image.
+pub fn derived_id(task_type: TaskType, input: &Value, owner: &str) -> Uuid {
+    let ty = match task_type {
+        TaskType::Import => "import",
+        TaskType::Export => "export",
+    };
+    let mut name = format!("{ty}\n{owner}\n");
+    canonical_json(input, &mut name);
+    Uuid::new_v5(&TASK_ID_NAMESPACE, name.as_bytes())
+}
+
+/// Appends `v` as JSON with object keys in byte order, whatever order the map keeps.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 impl Task {
     /// A new pending task with a fresh id.
     pub fn new(task_type: TaskType, input: Value, owner: impl Into<String>) -> Task {
         Task::with_id(Uuid::new_v4().to_string(), task_type, input, owner)
+    }
+
+    /// A new pending task whose id is [`derived_id`] of its type, input and owner: the
+    /// same request run twice is the same task.
+    pub fn derived(task_type: TaskType, input: Value, owner: impl Into<String>) -> Task {
+        let owner = owner.into();
+        let id = derived_id(task_type, &input, &owner);
+        Task::with_id(id.to_string(), task_type, input, owner)
     }
 
     /// A new pending task with a given id (a re-run of the same task keeps its id).
@@ -312,6 +369,22 @@ fn string<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_ids_depend_on_the_request_only() {
+        let a = serde_json::json!({"import_from": "c/o.vhd", "image_properties": {"name": "x"}, "import_from_format": "vhd"});
+        let b: Value = serde_json::from_str(
+            r#"{"image_properties":{"name":"x"},"import_from_format":"vhd","import_from":"c/o.vhd"}"#,
+        )
+        .unwrap();
+        let t1 = Task::derived(TaskType::Import, a.clone(), "p1");
+        let t2 = Task::derived(TaskType::Import, b, "p1");
+        assert_eq!(t1.id, t2.id, "key order does not matter");
+        assert_ne!(t1.id, Task::derived(TaskType::Import, a.clone(), "p2").id);
+        assert_ne!(t1.id, Task::derived(TaskType::Export, a, "p1").id);
+        let other = serde_json::json!({"import_from": "c/o.vhd", "image_properties": {"name": "y"}, "import_from_format": "vhd"});
+        assert_ne!(t1.id, Task::derived(TaskType::Import, other, "p1").id);
+    }
     use crate::error::ErrorKind;
     use serde_json::json;
 

@@ -495,6 +495,75 @@ fn a_fault_mid_export_leaves_no_manifest_and_no_segments() {
 }
 
 #[test]
+fn a_killed_export_resumes_to_the_same_bytes() {
+    let e = env();
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(pkg) = tar_package(&chain_layers(), tmp.path()) else {
+        return;
+    };
+    let rec =
+        cloudimg_tasks::register::register_package(&e.images, &pkg, "chain", "tenant1").unwrap();
+    let opts = ExportOptions {
+        segment_size: 65_536,
+        // One PUT at a time: the kill lands after exactly 3 stored segments.
+        upload_jobs: 1,
+        ..Default::default()
+    };
+    let manifest = ObjectPath::new("exports", format!("{}.vhd", rec.id));
+    // The reference: an uninterrupted export, read back, then removed.
+    let (_, r) = export_image(&e, &rec.id, &opts);
+    let whole = r.unwrap();
+    assert_eq!(whole.segments_reused, 0);
+    let reference = tmp.path().join("reference.vhd");
+    get_file(&*e.dest, &manifest, &reference);
+    cloudimg_tasks::segments::delete_prefix(&*e.dest, "exports", &manifest.name).unwrap();
+    assert!(names(&*e.dest, "exports").is_empty());
+
+    // Killed during the 4th segment: its cleanup never reaches the store.
+    let killed = FailNthPut::killing(e.dest.clone(), ".vhd-", 4);
+    let mut task = Task::new(
+        TaskType::Export,
+        ExportInput::to_json(&rec.id, "exports"),
+        "tenant1",
+    );
+    export::run(&mut task, &e.images, &killed, &opts, progress::silent()).unwrap_err();
+    let left = names(&*e.dest, "exports");
+    assert_eq!(left.len(), 3, "three segments survive the kill: {left:?}");
+    assert!(!left.contains(&manifest.name), "no manifest after a kill");
+
+    // The re-run of the same input reuses them and ends with the same bytes.
+    let (task, r) = export_image(&e, &rec.id, &opts);
+    let out = r.unwrap();
+    assert_eq!(task.status, TaskStatus::Success);
+    assert_eq!(out.segments_reused, 3);
+    assert_eq!(out.segments, whole.segments);
+    let resumed = tmp.path().join("resumed.vhd");
+    get_file(&*e.dest, &manifest, &resumed);
+    assert_eq!(
+        std::fs::read(&resumed).unwrap(),
+        std::fs::read(&reference).unwrap(),
+        "the resumed export is byte for byte the uninterrupted one"
+    );
+    assert_eq!(names(&*e.dest, "exports").len(), out.segments + 1);
+
+    // A stored segment whose bytes differ (same size) is sent again, not trusted.
+    let seg2 = ObjectPath::new("exports", format!("{}-00002", manifest.name));
+    let mut junk = read_all(e.dest.get(&seg2, None).unwrap().reader);
+    junk[100] ^= 0xff;
+    e.dest
+        .put(&seg2, &junk, &cloudimg_pipeline::PutOptions::default())
+        .unwrap();
+    let (_, r) = export_image(&e, &rec.id, &opts);
+    assert_eq!(r.unwrap().segments_reused, out.segments - 1);
+    let again = tmp.path().join("again.vhd");
+    get_file(&*e.dest, &manifest, &again);
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&reference).unwrap()
+    );
+}
+
+#[test]
 fn a_fault_mid_import_leaves_no_record_and_no_objects() {
     let e = env();
     let src = fixture("dynamic-hyperv.vhd");

@@ -1,5 +1,9 @@
 //! `cloudimg export`: run a Glance export task (an image -> one dynamic VHD as a DLO
 //! `<uuid>.vhd` in a container) and print the task JSON.
+//!
+//! Without `--task-json` the task id is derived from the request (image, container,
+//! owner). A re-run after an interruption resumes: segments already stored with the
+//! right size and MD5 are not sent again (the export's bytes depend on the image only).
 
 use super::taskcli::{self, Bar};
 use cloudimg_tasks::export::{self, ExportOptions};
@@ -39,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (dest, container) = taskcli::open_container(&args.to)?;
     let mut task = match (&args.task_json, &args.image) {
         (Some(file), _) => taskcli::read_task(file, &owner)?,
-        (None, Some(id)) => Task::new(
+        (None, Some(id)) => Task::derived(
             TaskType::Export,
             ExportInput::to_json(id, &container),
             owner,

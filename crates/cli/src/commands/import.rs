@@ -1,6 +1,12 @@
 //! `cloudimg import`: run a Glance import task (a VHD object -> an image in the store)
 //! and print the task JSON; or, with `--package`, add an existing XenServer tarball to
 //! the store as an image.
+//!
+//! Without `--task-json` the task id is derived from the request (object, image name,
+//! owner; [`cloudimg_tasks::task::derived_id`]): running the same command again is the
+//! same task, so it returns the image an earlier run made, or, after an interrupted run,
+//! removes that run's debris and starts over, never making a second image. Give another
+//! `--name` (or a task JSON with its own id) to import the same object twice.
 
 use super::taskcli::{self, Bar};
 use anyhow::Context;
@@ -72,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| file_name(std::path::Path::new(&p.name)));
             let input = ImportInput::to_json(&p.container, &p.name, &name);
-            (loc.open()?, Task::new(TaskType::Import, input, owner))
+            (loc.open()?, Task::derived(TaskType::Import, input, owner))
         }
     };
     if task.task_type != TaskType::Import {

@@ -158,6 +158,10 @@ pub struct FailNthPut {
     pub pattern: String,
     pub n: usize,
     pub seen: std::sync::atomic::AtomicUsize,
+    /// After the fault, refuse every request: the process was killed, nothing it does
+    /// afterwards (cleanup) reaches the store.
+    pub crash: bool,
+    pub crashed: std::sync::atomic::AtomicBool,
 }
 
 impl FailNthPut {
@@ -167,7 +171,33 @@ impl FailNthPut {
             pattern: pattern.into(),
             n,
             seen: Default::default(),
+            crash: false,
+            crashed: Default::default(),
         })
+    }
+
+    /// Like [`wrap`](Self::wrap), but the fault is a kill: no request after it lands.
+    pub fn killing(inner: Arc<dyn ObjectStore>, pattern: &str, n: usize) -> Arc<dyn ObjectStore> {
+        Arc::new(FailNthPut {
+            inner,
+            pattern: pattern.into(),
+            n,
+            seen: Default::default(),
+            crash: true,
+            crashed: Default::default(),
+        })
+    }
+
+    fn dead(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<()> {
+        if self.crashed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(cloudimg_pipeline::Error::new(
+                cloudimg_pipeline::ErrorKind::RetriesExhausted,
+                "request",
+                self.url(path),
+                "injected fault: the process was killed",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -193,9 +223,14 @@ impl ObjectStore for FailNthPut {
         body: &dyn cloudimg_pipeline::Body,
         opts: &PutOptions,
     ) -> cloudimg_pipeline::Result<cloudimg_pipeline::PutResult> {
+        self.dead(path)?;
         if path.name.contains(&self.pattern) {
             let k = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             if k == self.n {
+                if self.crash {
+                    self.crashed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 // Read part of the body first, as a connection dropped mid-segment would.
                 let mut r = body.reader().unwrap();
                 let mut buf = vec![0u8; 4096];
@@ -230,6 +265,7 @@ impl ObjectStore for FailNthPut {
         self.inner.list(c, prefix, marker, limit)
     }
     fn delete(&self, path: &ObjectPath) -> cloudimg_pipeline::Result<()> {
+        self.dead(path)?;
         self.inner.delete(path)
     }
     fn put_dlo_manifest(
@@ -238,6 +274,7 @@ impl ObjectStore for FailNthPut {
         c: &str,
         prefix: &str,
     ) -> cloudimg_pipeline::Result<()> {
+        self.dead(path)?;
         self.inner.put_dlo_manifest(path, c, prefix)
     }
     fn put_slo_manifest(
