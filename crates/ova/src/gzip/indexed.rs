@@ -10,14 +10,12 @@
 //! decompress any byte range from the covering members only, in parallel,
 //! through a positional byte source (a file, or a range-read object).
 
-use super::deflate::{compress_chunk, End};
 use super::header::{self, find_extra};
 use super::members::Inflating;
 use super::ordered::Ordered;
+use super::whole::{deflate_append, inflate_into, InflateError};
 use super::GzOptions;
 use crate::error::{Error, ErrorKind, Result};
-use flate2::{Decompress, FlushDecompress, Status};
-use std::cell::RefCell;
 use std::io::{self, Write};
 
 /// Subfield of a data member: `[member bytes u32][uncompressed bytes u32]`.
@@ -276,17 +274,7 @@ impl<W: Write> IndexedGzWriter<W> {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(self.opts.chunk_size));
         let level = self.opts.level;
         self.queue.submit(move || {
-            let deflated = compress_chunk(level, &[], &data, End::Finish)?;
-            let crc = crc32fast::hash(&data);
-            let member_len = 10 + 2 + 4 + 8 + deflated.len() + 8;
-            let member_len =
-                u32::try_from(member_len).map_err(|_| io::Error::other("member over 4 GiB"))?;
-            let mut extra = [0u8; 8];
-            extra[..4].copy_from_slice(&member_len.to_le_bytes());
-            extra[4..].copy_from_slice(&(data.len() as u32).to_le_bytes());
-            let mut m = header::with_extra(level, 0, ID_MEMBER, &extra);
-            m.extend_from_slice(&deflated);
-            m.extend_from_slice(&header::trailer(crc, data.len() as u64));
+            let m = data_member(level, &data)?;
             Ok((m, data.len() as u32, data))
         });
         while self.drain_one(false)? {}
@@ -331,6 +319,24 @@ impl<W: Write> Write for IndexedGzWriter<W> {
         while self.drain_one(false)? {}
         self.inner.flush()
     }
+}
+
+/// A data member holding `data`: header with `CI`, the deflate data
+/// (libdeflate, straight after the header, so nothing is copied), CRC32 and
+/// ISIZE. The same bytes a streaming deflate would frame; only the deflate
+/// encoder differs, so every gzip reader and older cloudimg read it.
+fn data_member(level: u32, data: &[u8]) -> io::Result<Vec<u8>> {
+    let ulen = u32::try_from(data.len()).map_err(|_| io::Error::other("chunk over 4 GiB"))?;
+    // The member length is patched in once the deflate data is known.
+    let mut extra = [0u8; 8];
+    extra[4..].copy_from_slice(&ulen.to_le_bytes());
+    let mut m = header::with_extra(level, 0, ID_MEMBER, &extra);
+    let at = m.len() - 8;
+    deflate_append(level, data, &mut m)?;
+    m.extend_from_slice(&header::trailer(crc32fast::hash(data), data.len() as u64));
+    let member_len = u32::try_from(m.len()).map_err(|_| io::Error::other("member over 4 GiB"))?;
+    m[at..at + 4].copy_from_slice(&member_len.to_le_bytes());
+    Ok(m)
 }
 
 /// A gzip member with no content whose header carries subfield `id`.
@@ -570,11 +576,6 @@ pub fn inflate_member(member: &[u8], expect_len: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-thread_local! {
-    /// One inflate state per thread: resetting one is cheaper than making one.
-    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
-}
-
 /// [`inflate_member`] into `out` (cleared first; its capacity is reused).
 pub(crate) fn inflate_member_into(member: &[u8], expect_len: u32, out: &mut Vec<u8>) -> Result<()> {
     let corrupt = |why: &str| Error::new(ErrorKind::Corrupt, format!("gzip member: {why}"));
@@ -594,29 +595,27 @@ pub(crate) fn inflate_member_into(member: &[u8], expect_len: u32, out: &mut Vec<
     let data = member
         .get(12 + xlen..member.len().saturating_sub(8))
         .ok_or_else(|| corrupt("shorter than its header"))?;
-    out.clear();
-    out.reserve(ulen as usize);
-    // The output stays within the buffer's capacity (`ulen`, or a reused
-    // buffer's size, at most the 64 MiB cap): a member that inflates to more
-    // than it declared stops there and fails below, so memory stays bounded.
-    let (status, total_in) = INFLATER.with(|cell| {
-        let mut d = cell.borrow_mut();
-        d.reset(false);
-        let status = d.decompress_vec(data, out, FlushDecompress::Finish);
-        (status, d.total_in())
-    });
-    let status = status.map_err(|e| corrupt(&e.to_string()))?;
-    if status != Status::StreamEnd || out.len() != ulen as usize {
+    // The output stays within `ulen` (at most the 64 MiB cap when read
+    // through the index or a stream): a member that inflates to more than it
+    // declared fails instead of growing the buffer, so memory stays bounded.
+    let used = inflate_into(data, ulen as usize, out).map_err(|e| match e {
+        InflateError::BadData => corrupt("invalid deflate data"),
+        InflateError::TooLong => corrupt(&format!(
+            "deflate data does not end where the member does \
+             (inflates to more than the {ulen} bytes declared)"
+        )),
+    })?;
+    if out.len() != ulen as usize {
         return Err(corrupt(&format!(
             "deflate data does not end where the member does \
              ({} bytes inflated of {ulen} declared)",
             out.len()
         )));
     }
-    if total_in != data.len() as u64 {
+    if used != data.len() {
         return Err(corrupt(&format!(
             "{} bytes between the deflate data and the trailer",
-            data.len() as u64 - total_in
+            data.len() - used
         )));
     }
     let t = &member[member.len() - 8..];

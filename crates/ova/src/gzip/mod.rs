@@ -14,6 +14,7 @@ pub mod indexed;
 pub mod members;
 pub(crate) mod ordered;
 pub mod parallel;
+pub(crate) mod whole;
 
 pub use members::{is_indexed_head, MemberReader};
 pub use parallel::{GzOptions, ParGzWriter};
