@@ -20,6 +20,7 @@
 //! Every failure is an [`Error`] with a stable [`ErrorKind`]; a failed task carries the
 //! matching [`FailureCode`] in its message.
 
+mod chanread;
 pub mod codes;
 pub mod error;
 pub mod export;

@@ -7,13 +7,14 @@
 //! bytes (metadata from the layout, block data read from the chain's layers), as often as
 //! needed, on a thread that reads ahead of the upload.
 
+use crate::chanread::ChannelReader;
 use cloudimg_pipeline::Body;
 use cloudimg_vhd::format::header::bitmap_size;
 use cloudimg_vhd::write::DynamicLayout;
 use cloudimg_vhd::{Chain, Footer};
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 const FOOTER: u64 = 512;
@@ -218,35 +219,7 @@ impl Body for RangeBody {
                 }
             }
         });
-        Ok(Box::new(ChunkReader {
-            rx,
-            cur: Vec::new(),
-            at: 0,
-        }))
-    }
-}
-
-struct ChunkReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.cur.len() {
-            match self.rx.recv() {
-                Ok(r) => {
-                    self.cur = r?;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.at);
-        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        Ok(Box::new(ChannelReader::new(rx)))
     }
 }
 

@@ -10,6 +10,7 @@
 //! stored as a plain object; a larger one as a DLO over `<object>-00001`, ... The caller
 //! writes the image record only after [`PackageWriter::finish`] has verified the listing.
 
+use crate::chanread::ChannelReader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{PackageInfo, SegmentInfo};
 use crate::segments;
@@ -18,8 +19,8 @@ use cloudimg_ova::gzip::GzOptions;
 use cloudimg_ova::tar::{Header, BLOCK};
 use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions, UploadSummary};
 use cloudimg_pipeline::{ObjectPath, ObjectStore};
-use std::io::{self, Read, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -88,43 +89,13 @@ struct Pipe {
     thread: JoinHandle<cloudimg_pipeline::Result<UploadSummary>>,
 }
 
-/// Chunks from the channel as a stream; the end of the stream is the sender's drop, an
-/// `Err` item aborts the upload (no manifest).
-struct ChannelReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    cur: Vec<u8>,
-    at: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.cur.len() {
-            match self.rx.recv() {
-                Ok(r) => {
-                    self.cur = r?;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.at);
-        buf[..n].copy_from_slice(&self.cur[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 impl Segmenter {
     /// Starts the large-object upload and hands it the buffered first segment.
     fn start_pipe(&mut self) -> io::Result<()> {
         let (tx, rx) = sync_channel(PIPE_DEPTH);
         let (store, path, opts) = (self.store.clone(), self.path.clone(), self.opts.clone());
         let thread = std::thread::spawn(move || {
-            let src = Source::stream(ChannelReader {
-                rx,
-                cur: Vec::new(),
-                at: 0,
-            });
+            let src = Source::stream(ChannelReader::new(rx));
             upload::upload(&*store, &path, src, &opts)
         });
         let first = std::mem::take(&mut self.first);
