@@ -124,9 +124,11 @@ enum Digests {
 }
 
 /// A digest updated on its own thread.
+/// Dropped unfinished (an unpack that failed), it still closes its queue and joins its
+/// thread: a detached thread would outlive the call that started it.
 struct HashThread<H> {
-    tx: mpsc::SyncSender<Arc<Vec<u8>>>,
-    handle: JoinHandle<H>,
+    tx: Option<mpsc::SyncSender<Arc<Vec<u8>>>>,
+    handle: Option<JoinHandle<H>>,
 }
 
 impl<H: Digest + Send + 'static> HashThread<H> {
@@ -140,20 +142,36 @@ impl<H: Digest + Send + 'static> HashThread<H> {
                 }
                 hasher
             })?;
-        Ok(HashThread { tx, handle })
+        Ok(HashThread {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
     }
 
     fn send(&self, chunk: Arc<Vec<u8>>) -> io::Result<()> {
         self.tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("a hashing thread stopped"))?
             .send(chunk)
             .map_err(|_| io::Error::other("a hashing thread stopped"))
     }
 
-    fn finish(self) -> Result<H> {
-        drop(self.tx);
+    fn finish(mut self) -> Result<H> {
+        self.tx = None;
         self.handle
+            .take()
+            .ok_or_else(|| Error::new(ErrorKind::Io, "a hashing thread was already joined"))?
             .join()
             .map_err(|_| Error::new(ErrorKind::Io, "a hashing thread panicked"))
+    }
+}
+
+impl<H> Drop for HashThread<H> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 

@@ -168,6 +168,11 @@ impl Task {
         let obj = v
             .as_object()
             .ok_or_else(|| Error::input("task JSON must be an object"))?;
+        // Glance's task schema: "input" is an object. (A bare number would not even
+        // survive a JSON round trip: serde_json reparses large floats inexactly.)
+        if obj.get("input").is_some_and(|i| !i.is_object()) {
+            return Err(Error::input("task JSON: \"input\" must be an object"));
+        }
         if obj.contains_key("status") {
             return serde_json::from_value(v).map_err(|e| Error::input(format!("task JSON: {e}")));
         }
@@ -387,6 +392,21 @@ mod tests {
     }
     use crate::error::ErrorKind;
     use serde_json::json;
+
+    #[test]
+    fn a_task_input_that_is_not_an_object_is_refused() {
+        // Found by the task_input fuzz target: a number above u64::MAX became a float that
+        // did not survive serialising and parsing back.
+        for text in [
+            r#"{"type": "import", "input": 18447347064709551615}"#,
+            r#"{"type": "export", "input": "c/o"}"#,
+            r#"{"type": "import", "input": [], "status": "pending"}"#,
+        ] {
+            let err = Task::from_json(text, "owner").unwrap_err();
+            assert_eq!(err.failure_code(), FailureCode::Unspecified, "{text}");
+            assert!(err.to_string().contains("must be an object"), "{err}");
+        }
+    }
 
     #[test]
     fn import_input_is_strict() {
