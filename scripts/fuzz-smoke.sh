@@ -11,6 +11,7 @@
 #   FUZZ_JOBS      parallel libFuzzer jobs per target       (1)
 #   FUZZ_SEED      libFuzzer seed                            (20261123)
 #   FUZZ_SANITIZER address | none                           (address)
+#   FUZZ_CORPUS    fresh (seeds only, scratch) | keep (grow fuzz/corpus)   (fresh)
 #   FUZZ_TOOLCHAIN auto | stable: stable forces RUSTC_BOOTSTRAP even with nightly (auto)
 #
 # Toolchain: cargo-fuzz needs nightly flags (-Zsanitizer). The nightly toolchain is
@@ -83,7 +84,16 @@ for t in "${targets[@]}"; do
 done
 
 # ---- seeds --------------------------------------------------------------------------
-python3 "$root/fuzz/seeds.py" "$root/fuzz/corpus"
+# The smoke run starts from the seeds alone, in a scratch corpus made afresh each time
+# (FUZZ_CORPUS=keep grows fuzz/corpus instead): with the fixed seed below, a local run
+# then explores exactly what CI's clean clone explores, only for longer.
+if [ "${FUZZ_CORPUS:-fresh}" = keep ]; then
+    corpus_root="$root/fuzz/corpus"
+else
+    corpus_root="$root/fuzz/target/smoke-corpus"
+    rm -rf "$corpus_root"
+fi
+python3 "$root/fuzz/seeds.py" "$corpus_root"
 
 # Read-only extra corpora: small files from the fixtures and the shared interop set,
 # linked (never copied) into a scratch directory per target family.
@@ -118,8 +128,8 @@ maxlen_for() {
 
 failed=()
 for t in "${targets[@]}"; do
-    mkdir -p "$root/fuzz/corpus/$t" "$root/fuzz/artifacts/$t"
-    corpora=("$root/fuzz/corpus/$t")
+    mkdir -p "$corpus_root/$t" "$root/fuzz/artifacts/$t"
+    corpora=("$corpus_root/$t")
     case "$t" in vhd_image | vhd_chain) [ -n "$(ls -A "$extra/vhd")" ] && corpora+=("$extra/vhd") ;; esac
     # A fixed seed makes a run explore the same inputs as any other run of the same
     # length from the same seeds: CI sees a prefix of what a longer local run proved clean.

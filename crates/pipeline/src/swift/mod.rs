@@ -643,7 +643,7 @@ fn parse_listing_of(body: &[u8], limit: usize, target: &str) -> Result<ListPage>
             Some(ListEntry {
                 name: i.name?,
                 size: i.bytes?,
-                etag: normalize_etag(&i.hash.unwrap_or_default()),
+                etag: listing_etag(i.hash.as_deref().unwrap_or_default()),
             })
         })
         .collect();
@@ -651,6 +651,18 @@ fn parse_listing_of(body: &[u8], limit: usize, target: &str) -> Result<ListPage>
         entries,
         truncated: n >= limit,
     })
+}
+
+/// A listing's `hash`, normalised; one that is still not a bare token afterwards (a quote
+/// or blank inside it) is no ETag Swift writes, so it is kept as unknown (empty), which
+/// never equals a computed MD5: the segment is sent again rather than trusted.
+fn listing_etag(hash: &str) -> String {
+    let etag = normalize_etag(hash);
+    if etag.bytes().any(|b| b == b'"' || !b.is_ascii_graphic()) {
+        String::new()
+    } else {
+        etag
+    }
 }
 
 /// Parses an SLO manifest as `?multipart-manifest=get` returns it (a JSON list of
@@ -722,6 +734,12 @@ mod tests {
         assert_eq!(page.entries[1].etag, "");
         assert!(page.truncated);
         assert!(!parse_listing(body, 4).unwrap().truncated);
+        // A quote or blank left inside the hash after normalising: unknown, not trusted.
+        let odd =
+            br#"[{"name":"q","bytes":1,"hash":"ab\"cd"},{"name":"s","bytes":1,"hash":"\"a b\""}]"#;
+        let page = parse_listing(odd, 9).unwrap();
+        assert_eq!(page.entries.len(), 2);
+        assert!(page.entries.iter().all(|e| e.etag.is_empty()), "{page:?}");
         let err = parse_listing(b"{", 1).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Permanent);
     }
