@@ -13,24 +13,63 @@ pub use crate::md5pair::SegmentedMd5;
 pub struct Checksums {
     /// MD5, lowercase hex.
     pub md5: String,
-    /// SHA-256, lowercase hex.
+    /// SHA-256, lowercase hex; empty when [`Digests::sha256`] was off.
     pub sha256: String,
-    /// SHA-512, lowercase hex.
+    /// SHA-512, lowercase hex; empty when [`Digests::sha512`] was off.
     pub sha512: String,
 }
 
-/// MD5 + SHA-256 + SHA-512 fed with the same bytes.
+/// Which whole-object digests besides MD5 are computed. MD5 always is: it is what
+/// the stores' ETags are checked against. Each of the others costs a core's worth of
+/// hashing on a fast link, so a caller that does not record one turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-256 of the whole object.
+    pub sha256: bool,
+    /// SHA-512 of the whole object (Glance's `os_hash_value`).
+    pub sha512: bool,
+}
+
+impl Default for Digests {
+    fn default() -> Self {
+        Digests::ALL
+    }
+}
+
+impl Digests {
+    /// MD5, SHA-256 and SHA-512.
+    pub const ALL: Digests = Digests {
+        sha256: true,
+        sha512: true,
+    };
+    /// MD5 and SHA-512: what a Glance image record carries.
+    pub const GLANCE: Digests = Digests {
+        sha256: false,
+        sha512: true,
+    };
+}
+
+/// MD5 and the chosen [`Digests`] fed with the same bytes.
 #[derive(Clone, Default)]
 pub struct MultiHasher {
     md5: Md5,
-    sha256: Sha256,
-    sha512: Sha512,
+    sha256: Option<Sha256>,
+    sha512: Option<Sha512>,
 }
 
 impl MultiHasher {
-    /// A fresh hasher.
+    /// A fresh hasher of all three digests.
     pub fn new() -> Self {
-        Self::default()
+        Self::with(Digests::ALL)
+    }
+
+    /// A fresh hasher of MD5 and `digests`.
+    pub fn with(digests: Digests) -> Self {
+        MultiHasher {
+            md5: Md5::new(),
+            sha256: digests.sha256.then(Sha256::new),
+            sha512: digests.sha512.then(Sha512::new),
+        }
     }
 
     /// Feeds bytes. The three digests run on scoped threads for large chunks so that one
@@ -38,24 +77,38 @@ impl MultiHasher {
     pub fn update(&mut self, data: &[u8]) {
         if data.len() < (1 << 20) {
             self.md5.update(data);
-            self.sha256.update(data);
-            self.sha512.update(data);
+            if let Some(h) = &mut self.sha256 {
+                h.update(data);
+            }
+            if let Some(h) = &mut self.sha512 {
+                h.update(data);
+            }
             return;
         }
         let (md5, sha256, sha512) = (&mut self.md5, &mut self.sha256, &mut self.sha512);
         std::thread::scope(|s| {
-            s.spawn(|| sha512.update(data));
-            s.spawn(|| sha256.update(data));
+            if let Some(h) = sha512 {
+                s.spawn(|| h.update(data));
+            }
+            if let Some(h) = sha256 {
+                s.spawn(|| h.update(data));
+            }
             md5.update(data);
         });
     }
 
-    /// The hex digests.
+    /// The hex digests (empty for those not chosen).
     pub fn finish(self) -> Checksums {
         Checksums {
             md5: hex::encode(self.md5.finalize()),
-            sha256: hex::encode(self.sha256.finalize()),
-            sha512: hex::encode(self.sha512.finalize()),
+            sha256: self
+                .sha256
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
+            sha512: self
+                .sha512
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
         }
     }
 }

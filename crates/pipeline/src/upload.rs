@@ -22,7 +22,7 @@
 //! leaves a manifest. [`abort`] removes the segments of an upload.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{normalize_etag, Checksums, MultiHasher, SegmentedMd5};
+use crate::hash::{normalize_etag, Checksums, Digests, MultiHasher, SegmentedMd5};
 use crate::pool::Pool;
 use crate::store::{
     list_all, Body, FileRange, ListEntry, Manifest, ObjectPath, ObjectStore, PartInfo, PutOptions,
@@ -111,6 +111,8 @@ pub struct UploadOptions {
     pub metadata: BTreeMap<String, String>,
     /// Progress callback.
     pub progress: Option<Progress>,
+    /// Whole-object digests computed besides MD5 (all by default).
+    pub digests: Digests,
 }
 
 impl Default for UploadOptions {
@@ -127,6 +129,7 @@ impl Default for UploadOptions {
             content_type: None,
             metadata: BTreeMap::new(),
             progress: None,
+            digests: Digests::ALL,
         }
     }
 }
@@ -411,16 +414,23 @@ enum HashMsg<'p> {
     End(Job<'p>),
 }
 
-/// MD5, SHA-256 and SHA-512 of one in-memory buffer, each on its own thread.
-fn hash_all(data: &[u8]) -> Checksums {
+/// MD5 and the chosen digests of one in-memory buffer, each on its own thread.
+fn hash_all(data: &[u8], digests: Digests) -> Checksums {
     std::thread::scope(|s| {
-        let sha512 = s.spawn(|| hex::encode(Sha512::digest(data)));
-        let sha256 = s.spawn(|| hex::encode(Sha256::digest(data)));
+        let sha512 = digests
+            .sha512
+            .then(|| s.spawn(|| hex::encode(Sha512::digest(data))));
+        let sha256 = digests
+            .sha256
+            .then(|| s.spawn(|| hex::encode(Sha256::digest(data))));
         let md5 = hex::encode(Md5::digest(data));
+        let join = |h: Option<std::thread::ScopedJoinHandle<'_, String>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
         Checksums {
             md5,
-            sha256: sha256.join().unwrap_or_default(),
-            sha512: sha512.join().unwrap_or_default(),
+            sha256: join(sha256),
+            sha512: join(sha512),
         }
     })
 }
@@ -620,20 +630,32 @@ pub fn upload(
             }
             h.finish()
         });
-        let sha256_thread = s.spawn(move || {
-            let mut h = Sha256::new();
-            for b in sha256_rx {
-                h.update(&b[..]);
-            }
-            hex::encode(h.finalize())
-        });
-        let sha512_thread = s.spawn(move || {
-            let mut h = Sha512::new();
-            for b in sha512_rx {
-                h.update(&b[..]);
-            }
-            hex::encode(h.finalize())
-        });
+        // A digest not chosen has no thread; its sender is dropped so nothing is queued.
+        let (mut sha256_tx, mut sha512_tx) = (Some(sha256_tx), Some(sha512_tx));
+        let sha256_thread = if opts.digests.sha256 {
+            Some(s.spawn(move || {
+                let mut h = Sha256::new();
+                for b in sha256_rx {
+                    h.update(&b[..]);
+                }
+                hex::encode(h.finalize())
+            }))
+        } else {
+            sha256_tx = None;
+            None
+        };
+        let sha512_thread = if opts.digests.sha512 {
+            Some(s.spawn(move || {
+                let mut h = Sha512::new();
+                for b in sha512_rx {
+                    h.update(&b[..]);
+                }
+                hex::encode(h.finalize())
+            }))
+        } else {
+            sha512_tx = None;
+            None
+        };
         for _ in 0..jobs {
             s.spawn(|| loop {
                 let job = match job_rx.lock() {
@@ -679,8 +701,12 @@ pub fn upload(
         }
 
         let feed = |b| -> bool {
-            sha256_tx.send(Arc::clone(&b)).is_ok()
-                && sha512_tx.send(Arc::clone(&b)).is_ok()
+            sha256_tx
+                .as_ref()
+                .is_none_or(|t| t.send(Arc::clone(&b)).is_ok())
+                && sha512_tx
+                    .as_ref()
+                    .is_none_or(|t| t.send(Arc::clone(&b)).is_ok())
                 && md5_tx.send(HashMsg::Data(b)).is_ok()
         };
         let mut read = || -> Result<()> {
@@ -798,10 +824,13 @@ pub fn upload(
         drop(md5_tx);
         drop(sha256_tx);
         drop(sha512_tx);
+        let join = |h: Option<std::thread::ScopedJoinHandle<'_, String>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
         checksums = Checksums {
             md5: md5_thread.join().unwrap_or_default(),
-            sha256: sha256_thread.join().unwrap_or_default(),
-            sha512: sha512_thread.join().unwrap_or_default(),
+            sha256: join(sha256_thread),
+            sha512: join(sha512_thread),
         };
     });
 
@@ -980,7 +1009,7 @@ fn single_put(
     opts: &UploadOptions,
     start: Instant,
 ) -> Result<UploadSummary> {
-    let checksums = hash_all(&buf);
+    let checksums = hash_all(&buf, opts.digests);
     let md5 = checksums.md5.clone();
     store.put(
         dest,
@@ -1025,7 +1054,7 @@ fn single_put_file(
         offset: 0,
         len,
     };
-    let mut whole = MultiHasher::new();
+    let mut whole = MultiHasher::with(opts.digests);
     let mut r = range
         .reader()
         .map_err(|e| Error::io("upload", "input", e))?;

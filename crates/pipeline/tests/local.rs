@@ -3,6 +3,7 @@
 mod common;
 
 use cloudimg_pipeline::download::{download, DownloadOptions};
+use cloudimg_pipeline::hash::{Digests, MultiHasher};
 use cloudimg_pipeline::local::LocalStore;
 use cloudimg_pipeline::upload::{upload, LargeKind, Source, UploadOptions};
 use cloudimg_pipeline::{ErrorKind, ObjectPath, ObjectStore};
@@ -12,6 +13,44 @@ fn local_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
     common::run_suite(&store, "c", 64 * 1024);
+}
+
+#[test]
+fn digests_not_chosen_are_left_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    store.ensure_container("c").unwrap();
+    let d = common::data(300_000, 3);
+    let mut all = MultiHasher::new();
+    all.update(&d);
+    let want = all.finish();
+    let file = dir.path().join("in.bin");
+    std::fs::write(&file, &d).unwrap();
+    // One PUT from memory, one PUT from a file, and a segmented stream: each path
+    // hashes what it is told to and nothing else.
+    let cases = [
+        (LargeKind::Single, false),
+        (LargeKind::Single, true),
+        (LargeKind::Dlo, false),
+    ];
+    for (i, (large, from_file)) in cases.into_iter().enumerate() {
+        let p = ObjectPath::new("c", &format!("d{i}"));
+        let o = UploadOptions {
+            segment_size: 100_000,
+            large,
+            digests: Digests::GLANCE,
+            ..Default::default()
+        };
+        let src = if from_file {
+            Source::file(std::fs::File::open(&file).unwrap()).unwrap()
+        } else {
+            Source::stream(std::io::Cursor::new(d.clone()))
+        };
+        let got = upload(&store, &p, src, &o).unwrap().checksums;
+        assert_eq!(got.md5, want.md5, "case {i}");
+        assert_eq!(got.sha512, want.sha512, "case {i}");
+        assert_eq!(got.sha256, "", "case {i}");
+    }
 }
 
 #[test]

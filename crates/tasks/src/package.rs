@@ -17,6 +17,7 @@ use crate::segments;
 use cloudimg_ova::gzip::indexed::{IndexedGzWriter, NamedRange};
 use cloudimg_ova::gzip::GzOptions;
 use cloudimg_ova::tar::{Header, BLOCK};
+use cloudimg_pipeline::hash::Digests;
 use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions, UploadSummary};
 use cloudimg_pipeline::{ObjectPath, ObjectStore};
 use std::io::{self, Write};
@@ -219,6 +220,9 @@ impl PackageWriter {
                 resume: false,
                 remove_on_error: true,
                 content_type: Some("application/gzip".into()),
+                // The record keeps MD5 and SHA-512 only (Glance's checksum and
+                // os_hash_value); SHA-256 would cost a core's worth of hashing for nothing.
+                digests: Digests::GLANCE,
                 ..UploadOptions::default()
             },
             pipe: None,

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, NewImage, PackageInfo, SegmentInfo};
 use crate::segments;
 use cloudimg_ova::xenserver::XenStream;
+use cloudimg_pipeline::hash::Digests;
 use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions};
 use std::fs::File;
 use std::path::Path;
@@ -78,6 +79,8 @@ pub fn register_package(
         // Segments are sent by positional reads of the file, never buffered.
         max_buffer: 1 << 20,
         content_type: Some("application/gzip".into()),
+        // The record keeps MD5 and SHA-512 (checksum, os_hash_value).
+        digests: Digests::GLANCE,
         ..UploadOptions::default()
     };
     let result = upload::upload(&*store, &path, source, &opts)
