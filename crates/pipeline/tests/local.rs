@@ -34,7 +34,7 @@ fn digests_not_chosen_are_left_empty() {
         (LargeKind::Dlo, false),
     ];
     for (i, (large, from_file)) in cases.into_iter().enumerate() {
-        let p = ObjectPath::new("c", &format!("d{i}"));
+        let p = ObjectPath::new("c", format!("d{i}"));
         let o = UploadOptions {
             segment_size: 100_000,
             large,
