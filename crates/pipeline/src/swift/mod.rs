@@ -653,16 +653,17 @@ fn parse_listing_of(body: &[u8], limit: usize, target: &str) -> Result<ListPage>
     })
 }
 
-/// A listing's `hash`, normalised; one that is still not a bare token afterwards (a quote
-/// or blank inside it) is no ETag Swift writes, so it is kept as unknown (empty), which
+/// `hash` normalised, or `None` when it is still not a bare token afterwards (a quote or
+/// blank inside it): no ETag Swift writes looks like that.
+fn etag_token(hash: &str) -> Option<String> {
+    let etag = normalize_etag(hash);
+    (!etag.bytes().any(|b| b == b'"' || !b.is_ascii_graphic())).then_some(etag)
+}
+
+/// A listing's `hash`, normalised; one that is no ETag is kept as unknown (empty), which
 /// never equals a computed MD5: the segment is sent again rather than trusted.
 fn listing_etag(hash: &str) -> String {
-    let etag = normalize_etag(hash);
-    if etag.bytes().any(|b| b == b'"' || !b.is_ascii_graphic()) {
-        String::new()
-    } else {
-        etag
-    }
+    etag_token(hash).unwrap_or_default()
 }
 
 /// Parses an SLO manifest as `?multipart-manifest=get` returns it (a JSON list of
@@ -694,7 +695,8 @@ fn parse_slo_manifest_of(body: &[u8], target: &str) -> Result<Vec<SegmentRef>> {
     })?;
     items
         .into_iter()
-        .map(|i| {
+        .enumerate()
+        .map(|(k, i)| {
             if i.range.is_some() || i.sub_slo == Some(true) {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
@@ -712,9 +714,18 @@ fn parse_slo_manifest_of(body: &[u8], target: &str) -> Result<Vec<SegmentRef>> {
                     format!("bad segment name {:?}", i.name),
                 )
             })?;
+            // A segment's hash is what its bytes are checked against on download.
+            let etag = etag_token(&i.hash).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Permanent,
+                    "get SLO manifest",
+                    target,
+                    format!("segment {}: hash {:?} is not an ETag", k + 1, i.hash),
+                )
+            })?;
             Ok(SegmentRef {
                 path: ObjectPath::new(c, o),
-                etag: normalize_etag(&i.hash),
+                etag,
                 size: i.bytes,
             })
         })
@@ -760,5 +771,10 @@ mod tests {
             parse_slo_manifest(no_container).unwrap_err().kind(),
             ErrorKind::Permanent
         );
+        // The fuzzer's find: a quote left inside the hash once its own quotes are gone.
+        let quoted = br#"[{"name":"/c/a","hash":"ab","bytes":1},{"name":"/c/o","hash":"d4'0\"ce","bytes":3}]"#;
+        let e = parse_slo_manifest(quoted).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Permanent);
+        assert!(e.to_string().contains("segment 2"), "{e}");
     }
 }
