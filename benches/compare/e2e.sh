@@ -2,6 +2,12 @@
 # Import and export end to end through the local Swift (scripts/swift-up.sh), measured
 # against the yardsticks of issue 6, side by side in one run:
 #
+#  stores: the image store is the embedded default, a local directory ("local"), and/or
+#          a container of the same Swift ("swift"), per BENCH_STORES (default "local swift"
+#          up to 2 GiB allocated, "local" above: disk). With a Swift store, export reads
+#          the package through Swift as well as writing through it, and import writes the
+#          package through it: on 2 shared cores Swift's own CPU time for those extra bytes
+#          stands in series with the yardstick's, which does one of the two.
 #  export: a 3-layer chain with BENCH_SIZE_MB MiB allocated (virtual BENCH_VIRT_MB,
 #          default max(4096, 2 x allocated)) stored as an image, exported by
 #          `cloudimg export` as a Cloud Images DLO (1,048,576,000-byte segments),
@@ -13,7 +19,7 @@
 #          read it whole and spool the layers before the first segment).
 #  import: the exported VHD (the chain's disk as one dynamic VHD, a DLO in Swift),
 #          imported by `cloudimg import` (checks, conversion, gzip level $LEVEL package,
-#          MD5/SHA-512, upload into a Swift image store), against the slower of
+#          MD5/SHA-512, stored in the image store), against the slower of
 #          `swift download` of that object to a file and `tar -c 0.vhd | pigz -p 2
 #          -$LEVEL >/dev/null` of the downloaded file. Goal: cloudimg <= 1.25 x the
 #          slower yardstick.
@@ -46,16 +52,19 @@ repeat="${BENCH_REPEAT:-3}"
 big=$((alloc > 2048 ? 1 : 0))
 legacy_run="${BENCH_LEGACY:-$((1 - big))}"
 check="${BENCH_CHECK:-$((1 - big))}"
+if [ "$big" = 1 ]; then stores="${BENCH_STORES:-local}"; else stores="${BENCH_STORES:-local swift}"; fi
 
 d="$BENCH_DIR/e2e"
 rm -rf "$d"
 mkdir -p "$d/chain" "$d/layers" "$d/out"
 tag="$$"
-store="e2e-images-$tag" dest="e2e-exports-$tag" up="e2e-upload-$tag"
+store="e2e-images-$tag" dest="e2e-exports-$tag" up="e2e-upload-$tag" istore="e2e-imported-$tag"
 cleanup() {
-    for x in "$store" "$dest" "$up" "${up}_segments"; do swift delete "$x" >/dev/null 2>&1 || true; done
+    for x in "$store" "$dest" "$up" "${up}_segments" "$istore"; do swift delete "$x" >/dev/null 2>&1 || true; done
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -rf "$d"
 }
+# The image store of kind $1: a local directory or a Swift container.
+store_url() { if [ "$1" = local ]; then echo "$d/images"; else echo "swift://$store"; fi; }
 trap cleanup EXIT
 
 # Inputs, not timed: the chain as an image (package of 0.vhd = leaf .. 2.vhd = base),
@@ -72,21 +81,28 @@ fi
 rm -rf "$d/layers"
 for x in "$store" "$dest" "$up"; do swift post "$x" >/dev/null; done
 register() {
-    "$CLOUDIMG_BIN" import --package "$1" --store "swift://$store" --name "$2" --owner bench |
+    "$CLOUDIMG_BIN" import --package "$1" --store "$(store_url "$3")" --name "$2" --owner bench |
         sed -n 's/^  "id": "\(.*\)",/\1/p'
 }
-image="$(register "$d/chain-indexed.tgz" chain-indexed)"
-legacy=""
-if [ "$legacy_run" = 1 ]; then
-    legacy="$(register "$d/chain.tgz" chain-legacy)"
-    [ -n "$legacy" ] || { note "registering the chain (plain package) failed"; exit 1; }
-fi
-[ -n "$image" ] || { note "registering the chain failed"; exit 1; }
+# image[KIND] / legacy[KIND]: the chain registered in each store (possibly under the same
+# id: ids derive from the task input). Each export writes $dest/<id>.vhd afresh; the first
+# store's runs last and stays, as the import's source.
+declare -A image legacy
+for k in $stores; do
+    image[$k]="$(register "$d/chain-indexed.tgz" chain-indexed "$k")"
+    [ -n "${image[$k]}" ] || { note "registering the chain in the $k store failed"; exit 1; }
+    if [ "$legacy_run" = 1 ]; then
+        legacy[$k]="$(register "$d/chain.tgz" chain-legacy "$k")"
+        [ -n "${legacy[$k]}" ] || { note "registering the chain (plain package) in the $k store failed"; exit 1; }
+    fi
+done
 rm -f "$d/chain.tgz" "$d/chain-indexed.tgz"
+first="${stores%% *}"
+export_order="$(echo "$stores" | tr ' ' '\n' | tac | tr '\n' ' ')"
 "$CLOUDIMG_BIN" coalesce "$d/chain/leaf.vhd" "$d/coalesced.vhd" >/dev/null
 rm -rf "$d/chain"
 bytes="$(stat -c %s "$d/coalesced.vhd")"
-note "chain: $alloc MiB allocated of $virt MiB virtual; coalesced VHD $bytes bytes; images $image (indexed), $legacy (legacy)"
+note "chain: $alloc MiB allocated of $virt MiB virtual; coalesced VHD $bytes bytes; stores: $stores"
 
 # CPU seconds (user + sys) of the running Swift server processes.
 swift_cpu() {
@@ -121,23 +137,30 @@ timed() {
 : >"$d/results"
 for round in $(seq 1 "$repeat"); do
     # Export: the yardstick uploads the coalesced VHD (removed again at once: disk space);
-    # cloudimg exports the chain image.
+    # cloudimg exports the chain image from each store.
     swift delete "$up" coalesced.vhd >/dev/null 2>&1 || true
     (cd "$d" && timed swift_upload swift upload --segment-size 1048576000 "$up" coalesced.vhd)
     swift delete "$up" coalesced.vhd >/dev/null 2>&1 || true
-    # A fresh export each round (an existing one would be resumed, not redone).
-    swift delete "$dest" --prefix "$image.vhd" >/dev/null 2>&1 || true
-    timed cloudimg_export "$CLOUDIMG_BIN" export --store "swift://$store" --image "$image" \
-        --to "swift://$dest" --owner bench
-    if [ "$legacy_run" = 1 ]; then
-        swift delete "$dest" --prefix "$legacy.vhd" >/dev/null 2>&1 || true
-        timed cloudimg_export_legacy "$CLOUDIMG_BIN" export --store "swift://$store" --image "$legacy" \
-            --to "swift://$dest" --owner bench
-        swift delete "$dest" --prefix "$legacy.vhd" >/dev/null 2>&1 || true
-    fi
+    for k in $export_order; do
+        # A fresh export each round (an existing one would be resumed, not redone). The
+        # first store's export comes last and stays for the import below.
+        swift delete "$dest" --prefix "${image[$k]}.vhd" >/dev/null 2>&1 || true
+        timed "cloudimg_export_$k" "$CLOUDIMG_BIN" export --store "$(store_url "$k")" \
+            --image "${image[$k]}" --to "swift://$dest" --owner bench
+        if [ "$legacy_run" = 1 ]; then
+            swift delete "$dest" --prefix "${legacy[$k]}.vhd" >/dev/null 2>&1 || true
+            timed "cloudimg_export_legacy_$k" "$CLOUDIMG_BIN" export --store "$(store_url "$k")" \
+                --image "${legacy[$k]}" --to "swift://$dest" --owner bench
+            swift delete "$dest" --prefix "${legacy[$k]}.vhd" >/dev/null 2>&1 || true
+        fi
+        if [ "$k" != "$first" ]; then
+            swift delete "$dest" --prefix "${image[$k]}.vhd" >/dev/null 2>&1 || true
+        fi
+    done
+    src="${image[$first]}.vhd"
     # Import: the exported VHD (the chain's disk as one dynamic VHD) is the source; the
     # yardsticks download it and pack the downloaded file.
-    timed swift_download swift download -o "$d/out/0.vhd" "$dest" "$image.vhd"
+    timed swift_download swift download -o "$d/out/0.vhd" "$dest" "$src"
     if [ "$round" = 1 ] && [ "$check" = 1 ]; then
         if qemu-img compare -q -f vpc -F vpc "$d/coalesced.vhd" "$d/out/0.vhd"; then
             note "export: the exported VHD holds the chain's disk (qemu-img compare)"
@@ -148,9 +171,19 @@ for round in $(seq 1 "$repeat"); do
     fi
     timed pigz_pack sh -c "tar -c --directory='$d/out' 0.vhd | pigz -p 2 -$LEVEL >/dev/null"
     rm -f "$d/out/0.vhd"
-    # A distinct name per round: the same input would be the same task (already done).
-    timed cloudimg_import "$CLOUDIMG_BIN" import --from "swift://$dest/$image.vhd" \
-        --store "swift://$store" --owner bench --name "round-$round" --level "$LEVEL"
+    for k in $stores; do
+        # A store of its own per import, emptied once measured (disk space).
+        if [ "$k" = local ]; then
+            into="$d/imported"
+        else
+            into="swift://$istore"
+            swift post "$istore" >/dev/null
+        fi
+        timed "cloudimg_import_$k" "$CLOUDIMG_BIN" import --from "swift://$dest/$src" \
+            --store "$into" --owner bench --name "round-$round" --level "$LEVEL"
+        rm -rf "$d/imported"
+        swift delete "$istore" >/dev/null 2>&1 || true
+    done
 done
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -173,23 +206,27 @@ row() {
     echo "| $1 | $2 | $w | $(awk -v b="$bytes" -v s="$w" 'BEGIN { printf "%.0f", b / 1048576 / s }') | $(maxrss "$3") | $(cpu "$3") | $(scpu "$3") |"
 }
 row export "swift upload --segment-size 1048576000 (coalesced VHD)" swift_upload
-row export "cloudimg export (3-layer chain, indexed package)" cloudimg_export
-if [ "$legacy_run" = 1 ]; then
-    row export "cloudimg export (3-layer chain, plain tar.gz package)" cloudimg_export_legacy
-fi
+for k in $stores; do
+    row export "cloudimg export (3-layer chain, indexed package, $k image store)" "cloudimg_export_$k"
+    if [ "$legacy_run" = 1 ]; then
+        row export "cloudimg export (3-layer chain, plain tar.gz package, $k image store)" "cloudimg_export_legacy_$k"
+    fi
+done
 row import "swift download (to a file)" swift_download
 row import "tar -c 0.vhd | pigz -p 2 -$LEVEL" pigz_pack
-row import "cloudimg import" cloudimg_import
+for k in $stores; do
+    row import "cloudimg import ($k image store)" "cloudimg_import_$k"
+done
 echo
-ex="$(awk -v a="$(wall cloudimg_export)" -v b="$(wall swift_upload)" 'BEGIN { printf "%.2f", a / b }')"
-exl="$(awk -v a="$(wall cloudimg_export_legacy)" -v b="$(wall swift_upload)" 'BEGIN { if (a != "") printf "%.2f", a / b }')"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.2f", a / b }'; }
 slower="$(printf '%s\n%s\n' "$(wall swift_download)" "$(wall pigz_pack)" | sort -n | tail -1)"
-im="$(awk -v a="$(wall cloudimg_import)" -v b="$slower" 'BEGIN { printf "%.2f", a / b }')"
-echo "export (indexed package): cloudimg / swift upload = $ex (goal <= 1.25); peak RSS $(maxrss cloudimg_export) MiB (goal < 256)"
-if [ "$legacy_run" = 1 ]; then
-    echo "export (plain tar.gz package): cloudimg / swift upload = $exl; peak RSS $(maxrss cloudimg_export_legacy) MiB"
-fi
-echo "import: cloudimg / slower of (download, pigz) = $im (goal <= 1.25; slower yardstick $slower s)"
+for k in $stores; do
+    echo "export, $k image store (indexed package): cloudimg / swift upload = $(ratio "$(wall "cloudimg_export_$k")" "$(wall swift_upload)") (goal <= 1.25); peak RSS $(maxrss "cloudimg_export_$k") MiB (goal < 256)"
+    if [ "$legacy_run" = 1 ]; then
+        echo "export, $k image store (plain tar.gz package): cloudimg / swift upload = $(ratio "$(wall "cloudimg_export_legacy_$k")" "$(wall swift_upload)"); peak RSS $(maxrss "cloudimg_export_legacy_$k") MiB"
+    fi
+    echo "import, $k image store: cloudimg / slower of (download, pigz) = $(ratio "$(wall "cloudimg_import_$k")" "$slower") (goal <= 1.25; slower yardstick $slower s); peak RSS $(maxrss "cloudimg_import_$k") MiB"
+done
 echo
 echo "Swift CPU counts whatever the shared Swift servers did during the command (other"
 echo "users' requests included); client CPU is the command's own user + sys time."
