@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 the image or data is bad, 2 usage or environment.
 
+mod alloc;
 mod commands;
 mod exit;
 mod output;
@@ -48,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc::limit_arenas();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => commands::info::run(a),
