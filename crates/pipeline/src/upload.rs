@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -414,6 +414,29 @@ enum HashMsg<'p> {
     End(Job<'p>),
 }
 
+/// A thread hashing with `H` every buffer sent to it, returning the hex digest; neither
+/// thread nor sender when the digest is not chosen (`on` false), so nothing is queued.
+fn digest_thread<'s, 'p: 's, H: Digest + Send + 's>(
+    s: &'s std::thread::Scope<'s, '_>,
+    on: bool,
+) -> (
+    Option<Sender<Arc<SharedBuf<'p>>>>,
+    Option<std::thread::ScopedJoinHandle<'s, String>>,
+) {
+    if !on {
+        return (None, None);
+    }
+    let (tx, rx) = channel::<Arc<SharedBuf<'p>>>();
+    let handle = s.spawn(move || {
+        let mut h = H::new();
+        for b in rx {
+            h.update(&b[..]);
+        }
+        hex::encode(h.finalize())
+    });
+    (Some(tx), Some(handle))
+}
+
 /// MD5 and the chosen digests of one in-memory buffer, each on its own thread.
 fn hash_all(data: &[u8], digests: Digests) -> Checksums {
     std::thread::scope(|s| {
@@ -613,8 +636,6 @@ pub fn upload(
     let (job_tx, job_rx) = channel::<Job>();
     let job_rx = Mutex::new(job_rx);
     let (md5_tx, md5_rx) = channel::<HashMsg>();
-    let (sha256_tx, sha256_rx) = channel::<Arc<SharedBuf>>();
-    let (sha512_tx, sha512_rx) = channel::<Arc<SharedBuf>>();
     std::thread::scope(|s| {
         let md5_thread = s.spawn(move || {
             let mut h = SegmentedMd5::new();
@@ -630,32 +651,8 @@ pub fn upload(
             }
             h.finish()
         });
-        // A digest not chosen has no thread; its sender is dropped so nothing is queued.
-        let (mut sha256_tx, mut sha512_tx) = (Some(sha256_tx), Some(sha512_tx));
-        let sha256_thread = if opts.digests.sha256 {
-            Some(s.spawn(move || {
-                let mut h = Sha256::new();
-                for b in sha256_rx {
-                    h.update(&b[..]);
-                }
-                hex::encode(h.finalize())
-            }))
-        } else {
-            sha256_tx = None;
-            None
-        };
-        let sha512_thread = if opts.digests.sha512 {
-            Some(s.spawn(move || {
-                let mut h = Sha512::new();
-                for b in sha512_rx {
-                    h.update(&b[..]);
-                }
-                hex::encode(h.finalize())
-            }))
-        } else {
-            sha512_tx = None;
-            None
-        };
+        let (sha256_tx, sha256_thread) = digest_thread::<Sha256>(s, opts.digests.sha256);
+        let (sha512_tx, sha512_thread) = digest_thread::<Sha512>(s, opts.digests.sha512);
         for _ in 0..jobs {
             s.spawn(|| loop {
                 let job = match job_rx.lock() {
