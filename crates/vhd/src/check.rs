@@ -258,15 +258,37 @@ fn read_exact(io: &dyn LayerIo, at: u64, buf: &mut [u8]) -> bool {
         && io.read_exact_at(buf, at).is_ok()
 }
 
+/// For data with no VHD footer: one finding saying what it is instead and what
+/// to run, when the detector knows (false when it does not).
+fn not_vhd(s: &mut Sink, io: &dyn LayerIo) -> bool {
+    let src = s.path.display().to_string();
+    let Ok(d) = crate::detect::detect_io(io) else {
+        return false;
+    };
+    let Some(message) = d.not_vhd("it", &src, crate::detect::Flow::Local) else {
+        return false;
+    };
+    if d.format == crate::detect::Format::Raw && d.size >= FOOTER_SIZE as u64 {
+        // Maybe a VHD whose footers were lost: name where the footer should be.
+        let tail_at = d.size - FOOTER_SIZE as u64;
+        s.error("not_vhd", "footer.cookie", tail_at, message);
+    } else {
+        s.push(Severity::Error, "not_vhd", "format", None, message);
+    }
+    true
+}
+
 fn check_into(s: &mut Sink, io: &dyn LayerIo) {
     let len = io.len();
     if len < FOOTER_SIZE as u64 {
-        s.error(
-            "not_vhd",
-            "file",
-            0,
-            format!("{len} bytes is too short for a VHD footer"),
-        );
+        if !not_vhd(s, io) {
+            s.error(
+                "not_vhd",
+                "file",
+                0,
+                format!("{len} bytes is too short for a VHD footer"),
+            );
+        }
         return;
     }
     let tail_at = len - FOOTER_SIZE as u64;
@@ -314,12 +336,14 @@ fn check_into(s: &mut Sink, io: &dyn LayerIo) {
         );
         (h.clone(), 0)
     } else {
-        s.error(
-            "not_vhd",
-            "footer.cookie",
-            tail_at,
-            "no 'conectix' footer at the end or the start of the file",
-        );
+        if !not_vhd(s, io) {
+            s.error(
+                "not_vhd",
+                "footer.cookie",
+                tail_at,
+                "no 'conectix' footer at the end or the start of the file",
+            );
+        }
         return;
     };
     check_footer(s, &f, f_at);

@@ -138,12 +138,20 @@ impl Image {
         let file_len = io.len();
         let mut warnings = Vec::new();
         if file_len < FOOTER_SIZE as u64 {
-            return Err(Error::new(
+            let short = Error::new(
                 ErrorKind::NotVhd,
                 format!("{file_len} bytes is too short for a VHD footer"),
-            ));
+            );
+            return Err(not_vhd(&*io, name, short));
         }
-        let (footer, footer_offset) = choose_footer(&*io, file_len, &mut warnings)?;
+        let (footer, footer_offset) =
+            choose_footer(&*io, file_len, &mut warnings).map_err(|e| {
+                if e.kind() == ErrorKind::NotVhd {
+                    not_vhd(&*io, name, e)
+                } else {
+                    e
+                }
+            })?;
         validate_footer(&footer, footer_offset)?;
 
         let mut img = Image {
@@ -517,6 +525,26 @@ fn choose_footer(io: &dyn LayerIo, len: u64, warnings: &mut Vec<Warning>) -> Res
     )
     .field("footer.cookie")
     .at(tail_at))
+}
+
+/// The error for bytes with no VHD footer: what they are instead and what to
+/// run, when the detector knows; `plain` when it cannot read them either.
+fn not_vhd(io: &dyn LayerIo, name: &Path, plain: Error) -> Error {
+    let src = name.display().to_string();
+    let Ok(d) = crate::detect::detect_io(io) else {
+        return plain;
+    };
+    let Some(message) = d.not_vhd("it", &src, crate::detect::Flow::Local) else {
+        return plain;
+    };
+    let mut e = Error::new(ErrorKind::NotVhd, message);
+    // Raw data may be a VHD whose footers were lost: keep where the footer should be.
+    if d.format == crate::detect::Format::Raw {
+        if let (Some(field), Some(at)) = (plain.field_name(), plain.offset()) {
+            e = e.field(field).at(at);
+        }
+    }
+    e
 }
 
 fn validate_footer(f: &Footer, at: u64) -> Result<()> {

@@ -12,6 +12,7 @@ pub mod check;
 pub mod coalesce;
 pub mod convert;
 pub mod create;
+pub mod detect;
 pub mod error;
 pub mod format;
 pub mod image;
