@@ -187,19 +187,19 @@ pub fn check_source(io: &Arc<ObjectIo>, opts: &ImportOptions) -> Result<CheckedS
         ));
     }
     if len < FOOTER_SIZE as u64 {
-        return Err(Error::rejected(
-            FailureCode::NotVhd,
+        return Err(not_vhd(
+            io,
             &url,
             format!("{len} bytes is too short for a VHD footer"),
         ));
     }
-    let footer = read_footer(io, len)?.ok_or_else(|| {
-        Error::rejected(
-            FailureCode::NotVhd,
+    let Some(footer) = read_footer(io, len)? else {
+        return Err(not_vhd(
+            io,
             &url,
-            "no 'conectix' footer at the end or the start",
-        )
-    })?;
+            "no 'conectix' footer at the end or the start".into(),
+        ));
+    };
     match footer.disk_type {
         DiskType::Fixed | DiskType::Dynamic => {}
         DiskType::Differencing => {
@@ -280,6 +280,16 @@ pub fn check_source(io: &Arc<ObjectIo>, opts: &ImportOptions) -> Result<CheckedS
         ));
     }
     Ok(CheckedSource { image })
+}
+
+/// 396 for an object with no VHD footer, saying what it is instead (QCOW2, VHDX,
+/// gzip, ...) and how to make a VHD of it; `plain` when the detector cannot tell.
+fn not_vhd(io: &ObjectIo, url: &str, plain: String) -> Error {
+    use cloudimg_vhd::detect::{detect_io, Flow};
+    let said = detect_io(io)
+        .ok()
+        .and_then(|d| d.not_vhd("it", url, Flow::Import));
+    Error::rejected(FailureCode::NotVhd, url, said.unwrap_or(plain))
 }
 
 /// The tail footer, or the head copy of a sparse disk when the tail has no cookie.

@@ -19,31 +19,34 @@ impl Detected {
     /// What the bytes are, e.g. `a QCOW2 image (version 3) that names other
     /// files: backing file 'base.qcow2'`.
     pub fn describe(&self) -> String {
-        let mut s = match self.format {
-            Format::Vhd(VhdKind::Fixed) => "a fixed VHD".to_string(),
-            Format::Vhd(VhdKind::Dynamic) => "a dynamic VHD".into(),
-            Format::Vhd(VhdKind::Differencing) => "a differencing VHD".into(),
-            Format::Vhd(VhdKind::Other) => "a VHD of an unknown disk type".into(),
-            Format::Qcow2 => "a QCOW2 image".into(),
-            Format::Qcow => "a QCOW (version 1) image".into(),
-            Format::Vhdx => "a VHDX image (Hyper-V)".into(),
-            Format::Vmdk(VmdkKind::Sparse) => "a VMDK image".into(),
-            Format::Vmdk(VmdkKind::Descriptor) => "a VMDK descriptor".into(),
-            Format::Vdi => "a VDI image (VirtualBox)".into(),
-            Format::Qed => "a QED image".into(),
-            Format::Iso9660 => "an ISO 9660 (CD/DVD) image".into(),
-            Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => {
-                format!("{}-compressed data", self.format.name())
-            }
-            Format::Tar(_) => "a tar archive".into(),
-            Format::Ova => "an OVA package".into(),
-            Format::Ovf => "an OVF descriptor".into(),
-            Format::Text => "text".into(),
-            Format::Raw => "raw data".into(),
-            Format::Empty => "empty (0 bytes)".into(),
+        let (noun, note) = match self.format {
+            Format::Vhd(VhdKind::Fixed) => ("a fixed VHD", None),
+            Format::Vhd(VhdKind::Dynamic) => ("a dynamic VHD", None),
+            Format::Vhd(VhdKind::Differencing) => ("a differencing VHD", None),
+            Format::Vhd(VhdKind::Other) => ("a VHD of an unknown disk type", None),
+            Format::Qcow2 => ("a QCOW2 image", None),
+            Format::Qcow => ("a QCOW image", None),
+            Format::Vhdx => ("a VHDX image", Some("Hyper-V")),
+            Format::Vmdk(VmdkKind::Sparse) => ("a VMDK image", None),
+            Format::Vmdk(VmdkKind::Descriptor) => ("a VMDK descriptor", None),
+            Format::Vdi => ("a VDI image", Some("VirtualBox")),
+            Format::Qed => ("a QED image", None),
+            Format::Iso9660 => ("an ISO 9660 image", Some("CD/DVD")),
+            Format::Gzip => ("gzip-compressed data", None),
+            Format::Bzip2 => ("bzip2-compressed data", None),
+            Format::Xz => ("xz-compressed data", None),
+            Format::Zstd => ("zstd-compressed data", None),
+            Format::Tar(_) => ("a tar archive", None),
+            Format::Ova => ("an OVA package", None),
+            Format::Ovf => ("an OVF descriptor", None),
+            Format::Text => ("text", None),
+            Format::Raw => ("raw data", None),
+            Format::Empty => ("empty (0 bytes)", None),
         };
-        if let Some(d) = &self.detail {
-            s.push_str(&format!(" ({d})"));
+        let notes: Vec<&str> = note.into_iter().chain(self.detail.as_deref()).collect();
+        let mut s = noun.to_string();
+        if !notes.is_empty() {
+            s.push_str(&format!(" ({})", notes.join(", ")));
         }
         let names: Vec<String> = self
             .hazards
