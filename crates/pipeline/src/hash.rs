@@ -19,11 +19,16 @@ pub struct Checksums {
     pub sha512: String,
 }
 
-/// Which whole-object digests besides MD5 are computed. MD5 always is: it is what
-/// the stores' ETags are checked against. Each of the others costs a core's worth of
-/// hashing on a fast link, so a caller that does not record one turns it off.
+/// Which whole-object digests an upload computes. Each costs a core's worth of hashing
+/// on a fast link, so a caller that does not record one turns it off. Whole-object MD5
+/// comes free with a source read in order (it is the second lane of the per-segment MD5
+/// pass, see [`SegmentedMd5`]) and is reported whatever `md5` says; it matters for a
+/// positional source ([`crate::upload::Source::ranges`]): with no digest at all, its
+/// segments are hashed only while sent, each byte produced once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Digests {
+    /// MD5 of the whole object (Glance's `checksum`).
+    pub md5: bool,
     /// SHA-256 of the whole object.
     pub sha256: bool,
     /// SHA-512 of the whole object (Glance's `os_hash_value`).
@@ -39,14 +44,33 @@ impl Default for Digests {
 impl Digests {
     /// MD5, SHA-256 and SHA-512.
     pub const ALL: Digests = Digests {
+        md5: true,
         sha256: true,
         sha512: true,
     };
     /// MD5 and SHA-512: what a Glance image record carries.
     pub const GLANCE: Digests = Digests {
+        md5: true,
         sha256: false,
         sha512: true,
     };
+    /// MD5 only.
+    pub const MD5: Digests = Digests {
+        md5: true,
+        sha256: false,
+        sha512: false,
+    };
+    /// None: the segments' own MD5s (checked against their ETags) are all an upload needs.
+    pub const NONE: Digests = Digests {
+        md5: false,
+        sha256: false,
+        sha512: false,
+    };
+
+    /// True when any whole-object digest is asked for.
+    pub fn any(self) -> bool {
+        self.md5 || self.sha256 || self.sha512
+    }
 }
 
 /// MD5 and the chosen [`Digests`] fed with the same bytes.

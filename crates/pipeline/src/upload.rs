@@ -9,7 +9,10 @@
 //! digests are done, so memory is at most `(jobs + 1) x segment_size` plus a small
 //! constant, whatever the input size. When `segment_size` exceeds
 //! [`UploadOptions::max_buffer`], a file input is sent by positional reads of each
-//! segment's range instead of buffers (the file is read twice, once to hash).
+//! segment's range instead of buffers (the file is read twice, once to hash). A
+//! positional source ([`Source::ranges`], e.g. an export's VHD regenerated on demand)
+//! with no whole-object digest ([`Digests::NONE`]) is never buffered nor read twice:
+//! each segment is produced while it is sent and the store hashes what it sends.
 //!
 //! The manifest (DLO, SLO or multipart completion) is written last, only after every
 //! segment is verified; then the listing is re-read, retrying for eventual consistency,
@@ -147,6 +150,21 @@ impl std::fmt::Debug for UploadOptions {
     }
 }
 
+/// A positional input whose byte ranges can be produced again, as often as asked (e.g.
+/// an exported VHD computed on demand from a chain of layers): the upload sends each
+/// segment from a fresh reader of its range, so a failed PUT is retried from the first
+/// byte and no segment is ever held in memory.
+pub trait ReadRange: Send + Sync {
+    /// Bytes of the whole input.
+    fn len(&self) -> u64;
+    /// True when the input is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A reader of exactly `len` bytes from `offset`.
+    fn read_range(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
 /// The input of an upload.
 pub enum Source {
     /// A regular file (size known; positional reads possible).
@@ -158,6 +176,12 @@ pub enum Source {
     },
     /// Any stream (size unknown).
     Stream(Box<dyn Read + Send>),
+    /// A positional, re-readable input. With [`Digests::NONE`] its segments are produced
+    /// once each, while being sent (the store hashes what it sends and checks the ETag);
+    /// a whole-object digest needs the input in order, so with one its segments are
+    /// produced twice (hashed in order, then sent) unless they fit
+    /// [`UploadOptions::max_buffer`].
+    Ranges(Arc<dyn ReadRange>),
 }
 
 impl Source {
@@ -176,16 +200,66 @@ impl Source {
         }
     }
 
-    /// A stream input.
+    /// A stream input of unknown length, read once, in order, a segment at a time (at
+    /// most `(jobs + 1) x segment_size` bytes buffered). What a service's image-data PUT
+    /// hands over: `upload(store, path, Source::stream(body), &opts)` from a blocking
+    /// thread returns the size and MD5 (and the SHA-512 with [`Digests::GLANCE`]).
     pub fn stream(r: impl Read + Send + 'static) -> Source {
         Source::Stream(Box::new(r))
+    }
+
+    /// A positional, re-readable input (see [`Source::Ranges`]).
+    pub fn ranges(src: Arc<dyn ReadRange>) -> Source {
+        Source::Ranges(src)
     }
 
     fn len(&self) -> Option<u64> {
         match self {
             Source::File { len, .. } => Some(*len),
             Source::Stream(_) => None,
+            Source::Ranges(r) => Some(r.len()),
         }
+    }
+}
+
+/// The positional side of a source: a file or a [`ReadRange`].
+#[derive(Clone)]
+enum Positional {
+    File(Arc<File>),
+    Ranges(Arc<dyn ReadRange>),
+}
+
+impl Positional {
+    /// A re-readable body of bytes `offset..offset + len`.
+    fn body(&self, offset: u64, len: u64) -> Box<dyn Body> {
+        match self {
+            Positional::File(file) => Box::new(FileRange {
+                file: file.clone(),
+                offset,
+                len,
+            }),
+            Positional::Ranges(src) => Box::new(RangeBody {
+                src: src.clone(),
+                offset,
+                len,
+            }),
+        }
+    }
+}
+
+/// A range of a [`ReadRange`] as a request body.
+struct RangeBody {
+    src: Arc<dyn ReadRange>,
+    offset: u64,
+    len: u64,
+}
+
+impl Body for RangeBody {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        self.src.read_range(self.offset, self.len)
     }
 }
 
@@ -212,6 +286,9 @@ pub struct UploadSummary {
     pub duration_secs: f64,
     /// Bytes per second over the wall time, in MiB/s.
     pub throughput_mib_s: f64,
+    /// The segments (parts) as stored and verified, in order; empty for a single object.
+    #[serde(skip)]
+    pub segment_list: Vec<SegmentRef>,
 }
 
 /// Where segments go for an upload.
@@ -298,7 +375,8 @@ struct Done {
 
 enum JobBody<'p> {
     Buf(Arc<SharedBuf<'p>>),
-    File(FileRange),
+    /// A range of a positional source, re-read for each attempt.
+    Range(Box<dyn Body>),
 }
 
 struct Job<'p> {
@@ -481,7 +559,7 @@ pub fn upload(
             ),
         ));
     }
-    if seg_size > opts.max_buffer && !matches!(source, Source::File { .. }) {
+    if seg_size > opts.max_buffer && matches!(source, Source::Stream(_)) {
         return Err(Error::usage(
             "upload",
             format!(
@@ -495,20 +573,30 @@ pub fn upload(
 
     // Decide the form; for a stream in auto mode the first segment decides.
     let mut kind = pick_kind(opts.large, &caps, size, seg_size)?;
-    type Opened = (Option<(Arc<File>, u64)>, Box<dyn Read + Send>);
-    let (file, mut reader): Opened = match source {
-        Source::File { file, len } => (
-            Some((file.clone(), len)),
-            Box::new(
-                FileRange {
-                    file,
-                    offset: 0,
-                    len,
-                }
-                .reader_owned(),
-            ),
-        ),
-        Source::Stream(r) => (None, r),
+    type Split = (Option<(Positional, u64)>, Option<Box<dyn Read + Send>>);
+    let (file, stream): Split = match source {
+        Source::File { file, len } => (Some((Positional::File(file), len)), None),
+        Source::Ranges(r) => {
+            let len = r.len();
+            (Some((Positional::Ranges(r), len)), None)
+        }
+        Source::Stream(r) => (None, Some(r)),
+    };
+    // A positional source with no whole-object digest is produced once, while sent.
+    let lazy = file.is_some() && !opts.digests.any();
+    // In order, from the start: what buffers and whole-object digests are fed from.
+    let seq_body = file.as_ref().map(|(p, len)| p.body(0, *len));
+    let mut reader: Box<dyn Read + Send + '_> = match (&seq_body, stream) {
+        // Opened only when read: a reader of a generated source may start producing at once.
+        (Some(_), _) if lazy || (seg_size > opts.max_buffer && kind != LargeKind::Single) => {
+            Box::new(io::empty())
+        }
+        (Some(b), _) => match b.reader() {
+            Ok(r) => r,
+            Err(e) => return Err(Error::io("upload", "input", e)),
+        },
+        (None, Some(r)) => r,
+        (None, None) => unreachable!("a source is positional or a stream"),
     };
     let mut input = Input {
         inner: reader.as_mut(),
@@ -517,9 +605,9 @@ pub fn upload(
 
     // Single object: at most one segment, buffered.
     let mut first: Option<Vec<u8>> = None;
-    if kind == LargeKind::Single && size.is_some_and(|s| s > opts.max_buffer) {
-        if let Some((f, len)) = &file {
-            return single_put_file(store, dest, f.clone(), *len, opts, start);
+    if kind == LargeKind::Single && (lazy || size.is_some_and(|s| s > opts.max_buffer)) {
+        if let Some((p, len)) = &file {
+            return single_put_positional(store, dest, p.body(0, *len), opts, start);
         }
     }
     if kind == LargeKind::Single || kind == LargeKind::Auto {
@@ -612,12 +700,12 @@ pub fn upload(
     // digest hashes them (the MD5 thread computes the whole-object and the segment MD5 in
     // one pass, then hands the segment to the workers); workers store. A buffer is shared
     // (Arc), never copied, and returns to the pool when its PUT and all digests are done.
-    let buffered = seg_size <= opts.max_buffer;
+    let buffered = seg_size <= opts.max_buffer && !lazy;
     let chunk = (8u64 << 20).min(seg_size) as usize;
     let pool = if buffered {
         Pool::new(jobs + 1, seg_size as usize)
     } else {
-        // Positional segments of a file: only the digests need memory.
+        // Positional segments: only the digests need memory.
         Pool::new(4, chunk)
     };
     let stop = AtomicBool::new(false);
@@ -634,6 +722,8 @@ pub fn upload(
     let mut count = 0u64;
     let mut checksums = Checksums::default();
     let (job_tx, job_rx) = channel::<Job>();
+    // Lazy segments skip the digest threads: nothing to hash before sending.
+    let lazy_tx = lazy.then(|| job_tx.clone());
     let job_rx = Mutex::new(job_rx);
     let (md5_tx, md5_rx) = channel::<HashMsg>();
     std::thread::scope(|s| {
@@ -665,15 +755,17 @@ pub fn upload(
                 }
                 let body: &dyn Body = match &job.body {
                     JobBody::Buf(b) => &**b,
-                    JobBody::File(f) => f,
+                    JobBody::Range(r) => &**r,
                 };
                 let len = body.len();
                 let res = match existing.get(&job.index) {
-                    Some((sz, et)) if *sz == len && normalize_etag(et) == job.md5 => Ok(Done {
-                        size: len,
-                        etag: job.md5.clone(),
-                        skipped: true,
-                    }),
+                    Some((sz, et)) if *sz == len && already_stored(body, &job.md5, et) => {
+                        Ok(Done {
+                            size: len,
+                            etag: normalize_etag(et),
+                            skipped: true,
+                        })
+                    }
                     _ => store_segment(store, dest, &layout, upload_id.as_deref(), &job, body).map(
                         |etag| Done {
                             size: len,
@@ -705,6 +797,20 @@ pub fn upload(
                     .as_ref()
                     .is_none_or(|t| t.send(Arc::clone(&b)).is_ok())
                 && md5_tx.send(HashMsg::Data(b)).is_ok()
+        };
+        let check_count = |count: u64| -> Result<()> {
+            let limit = if kind == LargeKind::Dlo {
+                layout.max_segments()
+            } else {
+                caps.max_segments.min(layout.max_segments())
+            };
+            if count > limit {
+                return Err(Error::usage(
+                    "upload",
+                    format!("more than {limit} segments: use a larger segment size"),
+                ));
+            }
+            Ok(())
         };
         let mut read = || -> Result<()> {
             let mut first = first.take();
@@ -749,7 +855,6 @@ pub fn upload(
                     }
                     JobBody::Buf(shared)
                 } else {
-                    // Positional segments of a file: hash the range chunk by chunk.
                     let Some((f, len)) = &file else {
                         return Ok(());
                     };
@@ -758,11 +863,23 @@ pub fn upload(
                     if n == 0 {
                         return Ok(());
                     }
-                    let range = FileRange {
-                        file: f.clone(),
-                        offset: off,
-                        len: n,
-                    };
+                    let range = f.body(off, n);
+                    if let Some(tx) = &lazy_tx {
+                        // Hashed by the store while it is sent.
+                        total += n;
+                        let job = Job {
+                            index: count,
+                            body: JobBody::Range(range),
+                            md5: String::new(),
+                        };
+                        count += 1;
+                        check_count(count)?;
+                        if tx.send(job).is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    // Hash the range chunk by chunk, in order, then send it with its MD5.
                     let mut r = range
                         .reader()
                         .map_err(|e| Error::io("upload", "input", e))?;
@@ -786,11 +903,11 @@ pub fn upload(
                         }
                     }
                     drop(r);
-                    JobBody::File(range)
+                    JobBody::Range(range)
                 };
                 let len = match &job_body {
                     JobBody::Buf(b) => b.len as u64,
-                    JobBody::File(f) => f.len,
+                    JobBody::Range(r) => r.len(),
                 };
                 total += len;
                 let job = Job {
@@ -799,17 +916,7 @@ pub fn upload(
                     md5: String::new(),
                 };
                 count += 1;
-                let limit = if kind == LargeKind::Dlo {
-                    layout.max_segments()
-                } else {
-                    caps.max_segments.min(layout.max_segments())
-                };
-                if count > limit {
-                    return Err(Error::usage(
-                        "upload",
-                        format!("more than {limit} segments: use a larger segment size"),
-                    ));
-                }
+                check_count(count)?;
                 if md5_tx.send(HashMsg::End(job)).is_err() {
                     return Ok(());
                 }
@@ -818,14 +925,17 @@ pub fn upload(
         if let Err(e) = read() {
             fail(e);
         }
+        drop(lazy_tx);
         drop(md5_tx);
         drop(sha256_tx);
         drop(sha512_tx);
         let join = |h: Option<std::thread::ScopedJoinHandle<'_, String>>| {
             h.and_then(|h| h.join().ok()).unwrap_or_default()
         };
+        let md5 = md5_thread.join().unwrap_or_default();
         checksums = Checksums {
-            md5: md5_thread.join().unwrap_or_default(),
+            // Lazy segments never went through the MD5 thread.
+            md5: if lazy { String::new() } else { md5 },
             sha256: join(sha256_thread),
             sha512: join(sha512_thread),
         };
@@ -894,29 +1004,33 @@ pub fn upload(
         etag,
         duration_secs: secs,
         throughput_mib_s: mib_s(total, secs),
+        segment_list: segments,
     })
 }
 
-impl FileRange {
-    /// An owning positional reader over the range.
-    fn reader_owned(self) -> impl Read + Send {
-        struct Owned(FileRange, u64);
-        impl Read for Owned {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                use std::os::unix::fs::FileExt;
-                let end = self.0.offset + self.0.len;
-                let want = (end - self.1).min(buf.len() as u64) as usize;
-                if want == 0 {
-                    return Ok(0);
-                }
-                let n = self.0.file.read_at(&mut buf[..want], self.1)?;
-                self.1 += n as u64;
-                Ok(n)
-            }
-        }
-        let off = self.offset;
-        Owned(self, off)
+/// Whether a stored segment of the right size holds `body`: its ETag against the
+/// segment's MD5, computed now (the body produced once more) when the segment was not
+/// hashed before sending.
+fn already_stored(body: &dyn Body, md5: &str, etag: &str) -> bool {
+    let etag = normalize_etag(etag);
+    if !md5.is_empty() {
+        return etag == md5;
     }
+    let Ok(mut r) = body.reader() else {
+        return false;
+    };
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Unreadable now: sending it will report why.
+            Err(_) => return false,
+        }
+    }
+    hex::encode(h.finalize()) == etag
 }
 
 pub(crate) fn mib_s(bytes: u64, secs: f64) -> f64 {
@@ -983,19 +1097,28 @@ fn store_segment(
     job: &Job<'_>,
     body: &dyn Body,
 ) -> Result<String> {
+    // Without an MD5 (a lazy range) the store hashes what it sends and checks the ETag.
+    let md5 = (!job.md5.is_empty()).then_some(job.md5.as_str());
+    let path = ObjectPath::new(&layout.container, layout.name(job.index));
     let r = match upload_id {
-        Some(id) => {
-            store.multipart_put_part(dest, id, job.index as u32 + 1, body, Some(&job.md5))?
-        }
+        Some(id) => store.multipart_put_part(dest, id, job.index as u32 + 1, body, md5)?,
         None => store.put(
-            &ObjectPath::new(&layout.container, layout.name(job.index)),
+            &path,
             body,
             &PutOptions {
-                md5: Some(job.md5.clone()),
+                md5: md5.map(str::to_string),
                 ..Default::default()
             },
         )?,
     };
+    if r.size != body.len() {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            "upload",
+            store.url(&path),
+            format!("store took {} of {} bytes", r.size, body.len()),
+        ));
+    }
     Ok(r.etag)
 }
 
@@ -1033,51 +1156,51 @@ fn single_put(
         etag,
         duration_secs: secs,
         throughput_mib_s: mib_s(buf.len() as u64, secs),
+        segment_list: Vec::new(),
     })
 }
 
-/// One PUT of a whole file too big to buffer: hash it first, then send it by positional
-/// reads with its MD5 so the server verifies it.
-fn single_put_file(
+/// One PUT of a positional input not buffered: with whole-object digests, hash it
+/// first, then send it with its MD5 so the server verifies it; without, send it and let
+/// the store hash what it sends.
+fn single_put_positional(
     store: &dyn ObjectStore,
     dest: &ObjectPath,
-    file: Arc<File>,
-    len: u64,
+    range: Box<dyn Body>,
     opts: &UploadOptions,
     start: Instant,
 ) -> Result<UploadSummary> {
-    let range = FileRange {
-        file,
-        offset: 0,
-        len,
-    };
-    let mut whole = MultiHasher::with(opts.digests);
-    let mut r = range
-        .reader()
-        .map_err(|e| Error::io("upload", "input", e))?;
-    let mut chunk = vec![0u8; 4 << 20];
-    loop {
-        let k = r
-            .read(&mut chunk)
+    let len = range.len();
+    let checksums = if opts.digests.any() {
+        let mut whole = MultiHasher::with(opts.digests);
+        let mut r = range
+            .reader()
             .map_err(|e| Error::io("upload", "input", e))?;
-        if k == 0 {
-            break;
+        let mut chunk = vec![0u8; 4 << 20];
+        loop {
+            let k = r
+                .read(&mut chunk)
+                .map_err(|e| Error::io("upload", "input", e))?;
+            if k == 0 {
+                break;
+            }
+            whole.update(&chunk[..k]);
         }
-        whole.update(&chunk[..k]);
-    }
-    drop(r);
+        whole.finish()
+    } else {
+        Checksums::default()
+    };
     // One object: its MD5 is the whole-object MD5.
-    let checksums = whole.finish();
-    let md5 = checksums.md5.clone();
-    store.put(
+    let sent = store.put(
         dest,
-        &range,
+        &*range,
         &PutOptions {
-            md5: Some(md5.clone()),
+            md5: (!checksums.md5.is_empty()).then(|| checksums.md5.clone()),
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone(),
         },
     )?;
+    let md5 = sent.etag;
     if let Some(p) = &opts.progress {
         p(len);
     }
@@ -1094,6 +1217,7 @@ fn single_put_file(
         etag,
         duration_secs: secs,
         throughput_mib_s: mib_s(len, secs),
+        segment_list: Vec::new(),
     })
 }
 
@@ -1299,6 +1423,25 @@ pub fn abort(
     }
     let layout = SegmentLayout::new(dest, opts, kind, size)?;
     abort_layout(store, dest, &layout, None)
+}
+
+/// Removes `dest` and what an upload of it with `opts` stored: the object (manifest) first,
+/// so nothing points at missing segments while they go, then its segments (or unfinished
+/// multipart uploads). Missing objects are fine. `size` is needed only for
+/// python-swiftclient naming. Returns how many objects (and uploads) were deleted.
+pub fn remove(
+    store: &dyn ObjectStore,
+    dest: &ObjectPath,
+    opts: &UploadOptions,
+    kind: LargeKind,
+    size: Option<u64>,
+) -> Result<u64> {
+    let n = match store.delete(dest) {
+        Ok(()) => 1,
+        Err(e) if e.kind() == ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(n + abort(store, dest, opts, kind, size)?)
 }
 
 #[cfg(test)]

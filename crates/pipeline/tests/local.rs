@@ -112,3 +112,82 @@ fn plain_paths_and_urls() {
         cloudimg_pipeline::open_url(&format!("file://{}", target.display())).unwrap();
     assert_eq!(common::fetch(&*store2, &path2, 2, 1000), d);
 }
+
+/// A positional source that counts the bytes it produces.
+struct Counted {
+    data: Vec<u8>,
+    produced: std::sync::atomic::AtomicU64,
+}
+
+impl cloudimg_pipeline::upload::ReadRange for Counted {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_range(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
+        self.produced
+            .fetch_add(len, std::sync::atomic::Ordering::SeqCst);
+        Ok(Box::new(
+            &self.data[offset as usize..(offset + len) as usize],
+        ))
+    }
+}
+
+#[test]
+fn a_positional_source_is_produced_once_while_sent_and_resumes() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    store.ensure_container("c").unwrap();
+    let d = common::data(450_000, 7);
+    let src = Arc::new(Counted {
+        data: d.clone(),
+        produced: Default::default(),
+    });
+    let p = ObjectPath::new("c", "view.vhd");
+    let o = UploadOptions {
+        segment_size: 100_000,
+        jobs: 3,
+        large: LargeKind::Dlo,
+        digests: Digests::NONE,
+        // Far below a segment: a positional source is never buffered.
+        max_buffer: 1024,
+        ..Default::default()
+    };
+    let s = upload(&store, &p, Source::ranges(src.clone()), &o).unwrap();
+    assert_eq!(s.bytes, d.len() as u64);
+    assert_eq!(s.segments, 5);
+    assert_eq!(s.segment_list.len(), 5);
+    assert_eq!(s.checksums.md5, "", "no whole-object digest was asked for");
+    assert_eq!(src.produced.load(Ordering::SeqCst), d.len() as u64);
+    assert_eq!(common::fetch(&store, &p, 2, 64 << 10), d);
+
+    // Re-run: every stored segment is regenerated once to hash it, and none is sent.
+    src.produced.store(0, Ordering::SeqCst);
+    let s = upload(&store, &p, Source::ranges(src.clone()), &o).unwrap();
+    assert_eq!(s.segments_skipped, 5);
+    assert_eq!(src.produced.load(Ordering::SeqCst), d.len() as u64);
+
+    // With a whole-object digest the bytes are hashed in order, and the MD5 is right.
+    let o = UploadOptions {
+        digests: Digests::MD5,
+        resume: false,
+        ..o
+    };
+    src.produced.store(0, Ordering::SeqCst);
+    let s = upload(&store, &p, Source::ranges(src.clone()), &o).unwrap();
+    assert_eq!(s.checksums.md5, common::md5_hex(&d));
+    assert_eq!(src.produced.load(Ordering::SeqCst), 2 * d.len() as u64);
+    assert_eq!(common::fetch(&store, &p, 2, 64 << 10), d);
+
+    // Removal takes the manifest and every segment.
+    let n = cloudimg_pipeline::upload::remove(&store, &p, &o, LargeKind::Dlo, None).unwrap();
+    assert_eq!(n, 6);
+    assert!(cloudimg_pipeline::list_all(&store, "c", "")
+        .unwrap()
+        .is_empty());
+}

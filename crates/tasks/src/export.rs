@@ -12,30 +12,35 @@
 //!    path.
 //! 3. The chain is planned as one dynamic VHD from its layers' BATs (metadata only:
 //!    what any layer allocates is allocated in the output; no sector bitmap is read)
-//!    and uploaded as segments whose bodies are ranges of that VHD regenerated on demand
-//!    ([`crate::outvhd`]): reading the layers (an indexed package's next members are
-//!    fetched in the background), coalescing, hashing and several segment uploads
-//!    overlap, and nothing holds a segment in memory or writes a copy of the output.
-//! 4. The segment listing is verified (names, sizes, ETags), then the manifest is
-//!    written, last. A failure removes the segments: no manifest, nothing left.
+//!    and handed to `cloudimg_pipeline`'s upload as a positional source
+//!    ([`crate::outvhd::ViewRanges`]) with no whole-object digest: each segment is a range
+//!    of that VHD regenerated on demand while it is sent, hashed by the store as it goes.
+//!    Reading the layers (an indexed package's next members are fetched in the
+//!    background), coalescing, hashing and several segment uploads overlap, and nothing
+//!    holds a segment in memory or writes a copy of the output.
+//! 4. The upload verifies the segment listing (names, sizes, ETags), then writes the DLO
+//!    manifest, last, and checks what it serves. A failure removes the segments: no
+//!    manifest, nothing left.
 //!
 //! A re-run resumes. The output is a function of the image alone (its UUID derived from
 //! the image id, its timestamp from the image's creation time), so a run killed before
 //! it could clean up leaves segments that hold exactly the bytes the re-run produces: the
 //! re-run removes an existing manifest `<uuid>.vhd` first (so nothing serves a mix of two
-//! runs), regenerates each segment whose stored namesake has the right size, skips it
-//! when its MD5 equals the stored ETag, uploads the rest, removes segments past the end,
-//! and writes the manifest.
+//! runs); the upload's resume regenerates each segment whose stored namesake has the
+//! right size, skips it when its MD5 equals the stored ETag, uploads the rest, removes
+//! segments past the end, and writes the manifest.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, Visibility};
 use crate::indexedpkg::{IndexedPackage, RangeSource};
 use crate::objectio::{ObjectIo, Piece};
-use crate::outvhd::{OutputView, RangeBody};
+use crate::outvhd::{OutputView, ViewRanges};
 use crate::progress::{Phase, Progress, ProgressFn};
-use crate::segments::{self, LazyBody};
 use crate::task::{ExportInput, Task};
 use cloudimg_ova::xenserver::XenStream;
+use cloudimg_pipeline::hash::Digests;
+use cloudimg_pipeline::upload::UploadSummary;
+use cloudimg_pipeline::upload::{self as pipeline_upload, LargeKind, Source, UploadOptions};
 use cloudimg_pipeline::{ObjectPath, ObjectStore};
 use cloudimg_vhd::write::{DynamicLayout, DynamicOptions};
 use cloudimg_vhd::{Chain, Image};
@@ -206,58 +211,57 @@ fn export(
         Err(e) if e.kind() == cloudimg_pipeline::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::store("delete old manifest", &url, e)),
     }
-    let written = upload(dest, &input.container, &name, &view, opts, progress);
-    let result = written.and_then(|n| {
-        progress(Progress {
-            phase: Phase::Verifying,
-            done: 0,
-            total: 0,
-        });
-        finish(&**dest, &input.container, &name, &view, &n.segments)?;
-        Ok(n)
-    });
+    let path = ObjectPath::new(&input.container, &name);
+    let result = upload(dest, &path, &view, opts, progress);
     drop(tmp);
     match result {
-        Ok(n) => Ok(ExportOutcome {
-            export_location: format!("{}/{name}", input.container),
-            size: view.len(),
-            segments: n.segments.len(),
-            segments_reused: n.skipped,
-        }),
+        Ok(n) => {
+            progress(Progress {
+                phase: Phase::Verifying,
+                done: 0,
+                total: 0,
+            });
+            Ok(ExportOutcome {
+                export_location: format!("{}/{name}", input.container),
+                size: view.len(),
+                segments: n.segments as usize,
+                segments_reused: n.segments_skipped as usize,
+            })
+        }
         Err(e) => {
-            // No manifest was written (it is the last step); remove the segments.
-            let _ = segments::delete_prefix(&**dest, &input.container, &name);
+            // Nothing may serve a failed export: remove any manifest and the segments.
+            let _ = crate::imagestore::remove_object(&**dest, &path);
             Err(e)
         }
     }
 }
 
-/// Uploads the view as segments, reporting progress while the workers run.
+/// Uploads the view as the DLO `path` through the pipeline's upload (segments produced
+/// while sent, listing verified, manifest last), reporting progress while it runs.
 fn upload(
     dest: &Arc<dyn ObjectStore>,
-    container: &str,
-    name: &str,
+    path: &ObjectPath,
     view: &Arc<OutputView>,
     opts: &ExportOptions,
     progress: ProgressFn<'_>,
-) -> Result<segments::BodiesWritten> {
+) -> Result<UploadSummary> {
     let total = view.len();
-    let count = total.div_ceil(opts.segment_size);
-    // Bodies are lazy ranges, so making them all up front costs nothing.
-    let bodies: Vec<LazyBody> = (0..count)
-        .map(|k| {
-            let offset = k * opts.segment_size;
-            Box::new(RangeBody {
-                view: view.clone(),
-                offset,
-                len: opts.segment_size.min(total - offset),
-            }) as LazyBody
-        })
-        .collect();
-    let (store, jobs, resume) = (dest.clone(), opts.upload_jobs, opts.resume);
-    let (container, name) = (container.to_string(), name.to_string());
+    let uopts = UploadOptions {
+        segment_size: opts.segment_size,
+        jobs: opts.upload_jobs.max(1),
+        large: LargeKind::Dlo,
+        resume: opts.resume,
+        // The caller removes the manifest too.
+        remove_on_error: false,
+        // Nothing records a whole-export digest: segments are hashed only while sent.
+        digests: Digests::NONE,
+        ..UploadOptions::default()
+    };
+    let (store, path) = (dest.clone(), path.clone());
+    let source = Source::ranges(Arc::new(ViewRanges(view.clone())));
     let worker = std::thread::spawn(move || {
-        segments::upload_bodies(&*store, &container, &name, bodies, jobs, resume)
+        pipeline_upload::upload(&*store, &path, source, &uopts)
+            .map_err(|e| Error::store("upload segments", store.url(&path), e))
     });
     while !worker.is_finished() {
         progress(Progress {
@@ -323,47 +327,6 @@ fn vhd_time(iso: &str) -> u32 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| u32::try_from(d.as_secs().saturating_sub(VHD_EPOCH)).unwrap_or(u32::MAX))
         .unwrap_or(0)
-}
-
-/// Verifies the segments, then writes the manifest and checks what it serves.
-fn finish(
-    dest: &dyn ObjectStore,
-    container: &str,
-    name: &str,
-    view: &OutputView,
-    written: &[segments::Written],
-) -> Result<()> {
-    let prefix = format!("{name}-");
-    let sum: u64 = written.iter().map(|w| w.size).sum();
-    if sum != view.len() {
-        return Err(Error::new(
-            ErrorKind::Store,
-            "verify export",
-            name,
-            format!("segments hold {sum} bytes, expected {}", view.len()),
-        ));
-    }
-    segments::verify_listing(dest, container, &prefix, written)?;
-    let path = ObjectPath::new(container, name);
-    dest.put_dlo_manifest(&path, container, &prefix)
-        .map_err(|e| Error::store("write manifest", dest.url(&path), e))?;
-    let info = dest
-        .head(&path)
-        .map_err(|e| Error::store("verify export", dest.url(&path), e))?;
-    if info.size != 0 && info.size != view.len() {
-        let _ = dest.delete(&path);
-        return Err(Error::new(
-            ErrorKind::Store,
-            "verify export",
-            dest.url(&path),
-            format!(
-                "the manifest serves {} bytes, expected {}",
-                info.size,
-                view.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The package's bytes as pieces: the plain object, or the segments the record lists.

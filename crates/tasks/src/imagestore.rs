@@ -318,8 +318,7 @@ impl ImageStore {
         if self.get(id)?.is_some() {
             return Ok(0);
         }
-        let pkg = self.package_path(id);
-        crate::segments::delete_prefix(&*self.store, &self.container, &pkg.name)
+        remove_object(&*self.store, &self.package_path(id))
     }
 
     /// Deletes an image: the record first (so the image stops existing at once), then the
@@ -338,8 +337,16 @@ impl ImageStore {
             }
             Err(e) => return Err(Error::store("delete image record", self.url(&rec), e)),
         }
-        let pkg = self.package_path(id);
-        crate::segments::delete_prefix(&*self.store, &self.container, &pkg.name)?;
+        remove_object(&*self.store, &self.package_path(id))?;
         Ok(())
     }
+}
+
+/// Deletes `path` and the segments `cloudimg_pipeline`'s upload gave it (Cloud Images
+/// naming), manifest first; returns how many objects went. Missing objects are fine.
+pub(crate) fn remove_object(store: &dyn ObjectStore, path: &ObjectPath) -> Result<usize> {
+    use cloudimg_pipeline::upload::{remove, LargeKind, UploadOptions};
+    remove(store, path, &UploadOptions::default(), LargeKind::Dlo, None)
+        .map(|n| n as usize)
+        .map_err(|e| Error::store("delete", store.url(path), e))
 }

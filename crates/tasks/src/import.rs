@@ -150,8 +150,7 @@ fn import(
     if result.is_err() {
         // Nothing of a failed import may stay: no record was written; drop the package.
         let pkg = images.package_path(&id);
-        let _ =
-            crate::segments::delete_prefix(&**images.object_store(), images.container(), &pkg.name);
+        let _ = crate::imagestore::remove_object(&**images.object_store(), &pkg);
     }
     result.map(|()| ImportOutcome {
         image_id: id,

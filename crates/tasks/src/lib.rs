@@ -32,7 +32,6 @@ pub mod outvhd;
 pub mod package;
 pub mod progress;
 pub mod register;
-pub mod segments;
 pub mod task;
 pub mod time;
 

@@ -5,10 +5,11 @@
 //! what the task must not do, and a failed PUT must be retried from the segment's first
 //! byte. A segment body is therefore a range of this view: reading it regenerates the
 //! bytes (metadata from the layout, block data read from the chain's layers), as often as
-//! needed, on a thread that reads ahead of the upload.
+//! needed, on a thread that reads ahead of the upload. [`ViewRanges`] hands the view to
+//! `cloudimg_pipeline`'s upload as a positional source.
 
 use crate::chanread::ChannelReader;
-use cloudimg_pipeline::Body;
+use cloudimg_pipeline::upload::ReadRange;
 use cloudimg_vhd::format::header::bitmap_size;
 use cloudimg_vhd::write::DynamicLayout;
 use cloudimg_vhd::{Chain, Footer};
@@ -187,24 +188,17 @@ fn bitmap_byte(i: u64, sectors: u64) -> u8 {
     }
 }
 
-/// A range of the view as a re-readable request body.
-pub struct RangeBody {
-    /// The view.
-    pub view: Arc<OutputView>,
-    /// First byte.
-    pub offset: u64,
-    /// Bytes.
-    pub len: u64,
-}
+/// The view as the upload's positional source: each range read regenerates its bytes.
+pub struct ViewRanges(pub Arc<OutputView>);
 
-impl Body for RangeBody {
+impl ReadRange for ViewRanges {
     fn len(&self) -> u64 {
-        self.len
+        self.0.len()
     }
 
-    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+    fn read_range(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send + '_>> {
         let (tx, rx) = sync_channel(DEPTH);
-        let (view, mut pos, end) = (self.view.clone(), self.offset, self.offset + self.len);
+        let (view, mut pos, end) = (self.0.clone(), offset, offset + len);
         std::thread::spawn(move || {
             while pos < end {
                 let mut chunk = vec![0u8; (CHUNK as u64).min(end - pos) as usize];

@@ -13,7 +13,6 @@
 use crate::chanread::ChannelReader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{PackageInfo, SegmentInfo};
-use crate::segments;
 use cloudimg_ova::gzip::indexed::{IndexedGzWriter, NamedRange};
 use cloudimg_ova::gzip::GzOptions;
 use cloudimg_ova::tar::{Header, BLOCK};
@@ -280,20 +279,18 @@ impl PackageWriter {
             len: self.entry_len,
         }];
         let (seg, _) = gz.finish(&names).map_err(|e| package_error(&self.url, e))?;
-        let (store, path) = (seg.store.clone(), seg.path.clone());
+        let path = seg.path.clone();
         let summary = seg.finish()?;
-        let segments = if summary.kind == "single" {
-            Vec::new()
-        } else {
-            segments::list_segments(&*store, &path.container, &path.name)?
-                .into_iter()
-                .map(|w| SegmentInfo {
-                    name: w.name,
-                    size: w.size,
-                    etag: w.etag,
-                })
-                .collect()
-        };
+        // Verified against the listing by the upload before its manifest was written.
+        let segments: Vec<SegmentInfo> = summary
+            .segment_list
+            .iter()
+            .map(|s| SegmentInfo {
+                name: s.path.name.clone(),
+                size: s.size,
+                etag: s.etag.clone(),
+            })
+            .collect();
         let listed: u64 = segments.iter().map(|s| s.size).sum();
         if !segments.is_empty() && listed != summary.bytes {
             return Err(Error::new(

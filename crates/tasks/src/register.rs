@@ -9,7 +9,6 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{ImageRecord, ImageStore, NewImage, PackageInfo, SegmentInfo};
-use crate::segments;
 use cloudimg_ova::xenserver::XenStream;
 use cloudimg_pipeline::hash::Digests;
 use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions};
@@ -94,24 +93,21 @@ pub fn register_package(
                     "the file changed while it was being added",
                 ));
             }
-            let segments = if size <= SEGMENT {
-                Vec::new()
-            } else {
-                segments::list_segments(&*store, &path.container, &path.name)?
-                    .into_iter()
-                    .map(|w| SegmentInfo {
-                        name: w.name,
-                        size: w.size,
-                        etag: w.etag,
-                    })
-                    .collect()
-            };
+            let segments = summary
+                .segment_list
+                .into_iter()
+                .map(|s| SegmentInfo {
+                    name: s.path.name,
+                    size: s.size,
+                    etag: s.etag,
+                })
+                .collect();
             Ok((segments, summary.checksums.sha512))
         });
     let (segments, sha512) = match result {
         Ok(s) => s,
         Err(e) => {
-            let _ = segments::delete_prefix(&*store, &path.container, &path.name);
+            let _ = crate::imagestore::remove_object(&*store, &path);
             return Err(e);
         }
     };

@@ -516,7 +516,14 @@ fn a_killed_export_resumes_to_the_same_bytes() {
     assert_eq!(whole.segments_reused, 0);
     let reference = tmp.path().join("reference.vhd");
     get_file(&*e.dest, &manifest, &reference);
-    cloudimg_tasks::segments::delete_prefix(&*e.dest, "exports", &manifest.name).unwrap();
+    cloudimg_pipeline::upload::remove(
+        &*e.dest,
+        &manifest,
+        &Default::default(),
+        cloudimg_pipeline::upload::LargeKind::Dlo,
+        None,
+    )
+    .unwrap();
     assert!(names(&*e.dest, "exports").is_empty());
 
     // Killed during the 4th segment: its cleanup never reaches the store.
