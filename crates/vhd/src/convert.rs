@@ -10,14 +10,13 @@
 
 use crate::chain::{Chain, ChainOptions};
 use crate::coalesce::refuse_if_journaled;
-use crate::format::footer::{Footer, FOOTER_SIZE};
 use crate::write::{
     self, ChainSource, DiskSource, DynamicLayout, DynamicOptions, FixedOptions, Progress,
     RawFileSource, Sink,
 };
 use crate::{Error, ErrorKind, Result};
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -82,27 +81,25 @@ pub struct ConvertReport {
 }
 
 /// Tells a VHD (footer cookie at the end, or at the start when the tail copy is
-/// damaged) from a raw image.
+/// damaged) from a raw image, and refuses what is neither: another disk format,
+/// a compressed stream or an archive would otherwise be copied as a raw disk.
 pub fn probe(path: &Path) -> Result<InputFormat> {
-    use std::os::unix::fs::FileExt;
-    let f = File::open(path).map_err(|e| Error::io("open input", e).path(path))?;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io("stat input", e).path(path))?
-        .len();
-    let mut b = [0u8; FOOTER_SIZE];
-    for at in [len.checked_sub(FOOTER_SIZE as u64), Some(0)]
-        .into_iter()
-        .flatten()
-    {
-        if len >= FOOTER_SIZE as u64
-            && f.read_exact_at(&mut b, at).is_ok()
-            && Footer::has_cookie(&b)
-        {
-            return Ok(InputFormat::Vhd);
+    use crate::detect::{detect_file, Flow, Format};
+    let d = detect_file(path).map_err(|e| Error::io("open input", e).path(path))?;
+    match d.format {
+        Format::Vhd(_) => Ok(InputFormat::Vhd),
+        Format::Raw | Format::Empty | Format::Text | Format::Iso9660 => Ok(InputFormat::Raw),
+        _ => {
+            let said = d
+                .not_vhd("it", &path.display().to_string(), Flow::Local)
+                .unwrap_or_else(|| d.describe());
+            Err(Error::new(
+                ErrorKind::NotVhd,
+                format!("{said}; `-f raw` takes its bytes as a raw disk"),
+            )
+            .path(path))
         }
     }
-    Ok(InputFormat::Raw)
 }
 
 /// An opened input that can hand out front-to-back sources (twice when a
