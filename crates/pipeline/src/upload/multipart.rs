@@ -1,0 +1,64 @@
+//! S3 multipart uploads: segments are parts of an upload id; resume finds the unfinished
+//! upload and lists its parts; the commit is the completion request, verified by the
+//! object's size and multipart ETag; failure cleanup aborts the upload.
+
+use super::send::Existing;
+use super::verify;
+use crate::error::Result;
+use crate::store::{ObjectPath, ObjectStore, PartInfo, SegmentRef};
+
+/// The upload id to send parts to: with `resume`, an unfinished upload of `dest` and its
+/// parts (position -> size, ETag); otherwise a new one.
+pub(super) fn begin(
+    store: &dyn ObjectStore,
+    dest: &ObjectPath,
+    resume: bool,
+) -> Result<(String, Existing)> {
+    let mut existing = Existing::new();
+    let found = if resume {
+        store.multipart_find(dest)?
+    } else {
+        None
+    };
+    let id = match found {
+        Some(id) => {
+            for p in store.multipart_list_parts(dest, &id)? {
+                existing.insert(u64::from(p.number) - 1, (p.size, p.etag));
+            }
+            id
+        }
+        None => store.multipart_begin(dest)?,
+    };
+    Ok((id, existing))
+}
+
+/// Completes the upload from its parts and verifies the object; returns its ETag.
+pub(super) fn commit(
+    store: &dyn ObjectStore,
+    dest: &ObjectPath,
+    upload_id: &str,
+    segments: &[SegmentRef],
+    total: u64,
+) -> Result<String> {
+    let parts: Vec<PartInfo> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| PartInfo {
+            number: i as u32 + 1,
+            etag: s.etag.clone(),
+            size: s.size,
+        })
+        .collect();
+    store.multipart_complete(dest, upload_id, &parts)?;
+    verify::verify_multipart(store, dest, segments, total)
+}
+
+/// Aborts every unfinished upload of `dest`; returns how many.
+pub(super) fn abort_all(store: &dyn ObjectStore, dest: &ObjectPath) -> Result<u64> {
+    let mut n = 0;
+    while let Some(id) = store.multipart_find(dest)? {
+        store.multipart_abort(dest, &id)?;
+        n += 1;
+    }
+    Ok(n)
+}
