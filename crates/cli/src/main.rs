@@ -7,6 +7,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod render;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -67,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("cloudimg: {err:#}");
+            eprintln!("cloudimg: {}", render::chain(&err));
             exit::code_for(&err)
         }
     }

@@ -19,7 +19,11 @@ fn cloudimg(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
         .unwrap();
     let mut input = c.stdin.take().unwrap();
     if let Some(data) = stdin {
-        input.write_all(data).unwrap();
+        // A usage error exits before reading stdin: a broken pipe here is that
+        // exit, which the caller asserts on.
+        if let Err(e) = input.write_all(data) {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+        }
     }
     drop(input);
     c.wait_with_output().unwrap()

@@ -88,8 +88,13 @@ impl fmt::Display for Error {
             write!(f, " {}", self.target)?;
         }
         write!(f, ": {}", self.message)?;
+        // Task messages are read by customers: a source whose text the message
+        // already carries is not said twice.
         if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
+            let s = s.to_string();
+            if !self.message.contains(&s) {
+                write!(f, ": {s}")?;
+            }
         }
         Ok(())
     }

@@ -228,7 +228,7 @@ fn write_path(
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(|e| Error::io("create output", e).path(&tmp))?;
+        .map_err(|e| Error::io("create output", e).path(target))?;
     let result = (|| -> Result<(u64, Option<u64>)> {
         let r = match &opts.output {
             OutputFormat::Raw => {

@@ -88,8 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut part = target.as_os_str().to_owned();
         part.push(format!(".part-{}", std::process::id()));
         let part = PathBuf::from(part);
-        let f =
-            std::fs::File::create(&part).with_context(|| format!("create {}", part.display()))?;
+        let f = std::fs::File::create(&part)
+            .with_context(|| format!("{}: create", target.display()))?;
         // Workers write their segments at their offsets: no reordering, no extra copy.
         let s = expect(download_to_file(&*store, &path, &f, &opts));
         // Positional writes report their errors themselves: nothing is buffered here.

@@ -128,7 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     } else {
         let temp = temp_name(&args.out);
-        let file = File::create(&temp).with_context(|| format!("{}: create", temp.display()))?;
+        let file =
+            File::create(&temp).with_context(|| format!("{}: create", args.out.display()))?;
         let mut guard = RemoveOnDrop(Some(temp.clone()));
         let out = io::BufWriter::with_capacity(1 << 20, file);
         let report = write_package(&args, &sources, out, &opts, &bar)?;

@@ -103,10 +103,11 @@ pub fn finish<T>(task: &Task, result: &cloudimg_tasks::Result<T>) -> ExitCode {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
-                "cloudimg: {} task failed: {e}",
+                "cloudimg: {} task failed: {}",
                 serde_json::to_value(task.task_type)
                     .map(|v| v.as_str().unwrap_or("").to_string())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                crate::render::error(e)
             );
             ExitCode::from(if e.kind().is_data_error() {
                 crate::exit::DATA

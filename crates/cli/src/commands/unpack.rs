@@ -91,6 +91,27 @@ struct ChainLink {
     virtual_size: u64,
 }
 
+/// A file that is no tarball (a VHD, a QCOW2, an xz stream) is named for what it
+/// is rather than reported as a bad tar header.
+fn refuse_non_archive(input: &std::path::Path) -> anyhow::Result<()> {
+    use cloudimg_vhd::detect::{detect_file, Format};
+    let d = detect_file(input).with_context(|| format!("{}: read", input.display()))?;
+    if matches!(d.format, Format::Tar(_) | Format::Ova | Format::Gzip) {
+        return Ok(());
+    }
+    let hint = match d.format {
+        Format::Vhd(_) => "; upload or import the VHD itself, or `cloudimg pack` it into a tarball",
+        f if f.is_compressed() => "; unpack takes tar or gzipped tar: decompress it first",
+        _ => "",
+    };
+    Err(cloudimg_ova::Error::new(
+        cloudimg_ova::ErrorKind::Unsupported,
+        format!("it is {}, not a tarball{hint}", d.describe()),
+    )
+    .path(input)
+    .into())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let expected = Expected::from_hex(args.expect_md5.as_deref(), args.expect_sha256.as_deref())?;
     let mut limits = Limits::default();
@@ -109,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         let f = std::fs::File::open(&args.input)
             .with_context(|| format!("{}: open", args.input.display()))?;
+        refuse_non_archive(&args.input)?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     };
@@ -132,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let report = unpack(source, &args.dir, &opts);
     bar.finish_and_clear();
-    let report = report?;
+    let report = report.map_err(|e| e.path(&args.input))?;
     let summary = Summary {
         input: args.input.display().to_string(),
         dir: args.dir.display().to_string(),

@@ -232,11 +232,10 @@ fn atomic_write(
 
 impl ObjectStore for LocalStore {
     fn url(&self, path: &ObjectPath) -> String {
+        // `root` is absolute: `file://` + `/dir/c/o`, never `file:////`.
         format!(
-            "file://{}/{}/{}",
-            self.root.display(),
-            path.container,
-            path.name
+            "file://{}",
+            self.root.join(&path.container).join(&path.name).display()
         )
     }
 
