@@ -1,10 +1,13 @@
 //! `cloudimg upload`: a file or stdin to object storage, as one object or a large object
 //! (Swift DLO/SLO, S3 multipart), with parallel segment PUTs, per-segment MD5 checks and a
-//! summary (bytes, segments, MD5/SHA-256/SHA-512, throughput).
+//! summary (bytes, segments, MD5/SHA-256/SHA-512, throughput). Missing local folders and
+//! Swift containers are made; a missing S3 bucket is an error.
 
 use crate::output::{print_json, OutputFormat};
 use anyhow::Context;
 use cloudimg_pipeline::upload::{upload, LargeKind, SegmentNaming, Source, UploadOptions};
+use cloudimg_pipeline::url::Location;
+use cloudimg_pipeline::ObjectStore;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -73,13 +76,34 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("bad size {s:?} (a positive number with optional K/M/G)"))
 }
 
+/// Makes what a user expects an upload to make: the folders of a local path (as
+/// `rclone copyto` does) and a missing Swift container (as python-swiftclient's
+/// `upload` does). An S3 bucket is made on purpose, not by a copy (as with
+/// `aws s3 cp`): a missing one is an error naming it.
+fn make_container(loc: &Location, store: &dyn ObjectStore) -> anyhow::Result<()> {
+    let container = &loc.path().container;
+    if store.container_exists(container)? {
+        return Ok(());
+    }
+    match loc {
+        Location::Local { .. } | Location::Swift(_) => Ok(store.ensure_container(container)?),
+        Location::S3(_) => Err(cloudimg_pipeline::Error::new(
+            cloudimg_pipeline::ErrorKind::NotFound,
+            "upload",
+            format!("s3://{container}"),
+            format!("the bucket does not exist (create it first: aws s3 mb s3://{container})"),
+        )
+        .into()),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (store, path) = cloudimg_pipeline::open_url(&args.url)?;
+    let loc = Location::parse(&args.url)?;
     let (source, size, mtime) = if args.input.as_os_str() == "-" {
         (Source::stream(std::io::stdin()), None, None)
     } else {
         let f = std::fs::File::open(&args.input)
-            .with_context(|| format!("open {}", args.input.display()))?;
+            .with_context(|| format!("{}: open", args.input.display()))?;
         let md = f.metadata()?;
         let mtime = md
             .modified()
@@ -89,6 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let size = md.is_file().then_some(md.len());
         (Source::file(f)?, size, mtime)
     };
+    let store = loc.open()?;
+    let path = loc.path().clone();
+    make_container(&loc, &*store)?;
     let naming = match args.naming {
         Naming::CloudImages => SegmentNaming::CloudImages,
         Naming::Swiftclient => SegmentNaming::SwiftClient {
