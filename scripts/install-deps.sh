@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(swift swift-proxy swift-account swift-container swift-object memcached
       python3-swiftclient libvhdi-utils python3-libvhdi pigz qemu-utils curl time bzip2
       python3-keystone python3-keystonemiddleware python3-keystoneclient
-      xz-utils zstd genisoimage)
+      xz-utils zstd genisoimage
+      postgresql python3-glanceclient python3-openstackclient)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

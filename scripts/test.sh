@@ -7,6 +7,8 @@ bash scripts/install-deps.sh
 bash scripts/swift-up.sh
 # Keystone v3 and a Swift proxy that trusts it, for the Keystone auth tests.
 bash scripts/keystone-up.sh
+# PostgreSQL on loopback: every API test runs on it and on SQLite.
+bash scripts/pg-up.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

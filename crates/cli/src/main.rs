@@ -47,6 +47,8 @@ enum Command {
     Import(commands::import::Args),
     /// Run a Glance-style export task out of an image store.
     Export(commands::export::Args),
+    /// Serve the Cloud Images v2 API (Glance v2) on a catalog database and an image store.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Download(a) => commands::download::run(a),
         Command::Import(a) => commands::import::run(a),
         Command::Export(a) => commands::export::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod pack;
+pub mod serve;
 mod taskcli;
 pub mod unpack;
 pub mod upload;

@@ -1,0 +1,193 @@
+//! Running the service: configuration, start-up (catalog, image store, authenticator,
+//! reaper, adoption of images imported by the CLI), the listener, and a graceful stop.
+
+use crate::auth::{keystone, static_tokens::StaticTokens, Authenticator};
+use crate::clock;
+use crate::db::{self, locations::Location, Db};
+use crate::domain::image::Image;
+use crate::service;
+use crate::state::{AppState, Limits};
+use cloudimg_tasks::ImageStore;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// How callers are authenticated.
+#[derive(Debug, Clone)]
+pub enum AuthConfig {
+    /// Tokens from a JSON file.
+    Static(PathBuf),
+    /// Keystone v3 at this URL; the service's credentials come from `OS_*`.
+    Keystone(String),
+}
+
+/// Everything `cloudimg serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// `sqlite:PATH` or `postgres://...`.
+    pub db_url: String,
+    /// The image store URL (local directory, `swift://`, `s3://`).
+    pub store_url: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Limits.
+    pub limits: Limits,
+    /// How long in-flight requests may run after a stop signal before uploads are cut.
+    pub drain: Duration,
+}
+
+/// Opens the catalog, the store and the authenticator; resets uploads a dead server left
+/// behind; registers images that `cloudimg import` wrote to the store.
+pub async fn build_state(cfg: &ServeConfig) -> Result<Arc<AppState>, String> {
+    let db = Db::connect(&cfg.db_url).await?;
+    let url = cfg.store_url.clone();
+    let store = tokio::task::spawn_blocking(move || ImageStore::open(&url))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("image store {}: {e}", cfg.store_url))?;
+    let auth = match &cfg.auth {
+        AuthConfig::Static(p) => Authenticator::Static(StaticTokens::load(p)?),
+        AuthConfig::Keystone(url) => {
+            let creds = keystone::ServiceCredentials::from_env()?;
+            Authenticator::Keystone(keystone::Keystone::new(url, creds))
+        }
+    };
+    let st = AppState::new(db, store, auth, cfg.limits.clone());
+    service::data::reap(&st).await.map_err(|e| e.to_string())?;
+    let n = adopt_imported(&st).await?;
+    if n > 0 {
+        tracing::info!(images = n, "registered images imported into the store");
+    }
+    Ok(st)
+}
+
+/// Registers, as active images, the records that `cloudimg import` wrote into the image
+/// store and the catalog does not know yet. Returns how many.
+pub async fn adopt_imported(st: &AppState) -> Result<usize, String> {
+    let store = st.store.clone();
+    let records = tokio::task::spawn_blocking(move || store.list())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("listing the image store: {e}"))?;
+    let mut n = 0;
+    for r in records {
+        if db::images::get(&st.db, &r.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            continue;
+        }
+        let mut img = Image::new(r.id.clone(), &r.owner);
+        img.name = Some(r.name.clone());
+        img.status = "active".into();
+        img.disk_format = Some(r.disk_format.clone());
+        img.container_format = Some(r.container_format.clone());
+        img.size = Some(r.size as i64);
+        img.virtual_size = Some(r.virtual_size as i64);
+        img.checksum = Some(r.checksum.clone());
+        img.os_hash_algo = Some(r.os_hash_algo.clone());
+        img.os_hash_value = Some(r.os_hash_value.clone());
+        img.visibility = serde_json::to_value(r.visibility)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "private".into());
+        img.properties = r.properties.clone();
+        let uuid = uuid::Uuid::parse_str(&r.id).map_err(|e| format!("record {}: {e}", r.id))?;
+        let pkg = st.store.package_path(&uuid);
+        db::images::insert(&st.db, &img)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut tx = st.db.pool().begin().await.map_err(|e| e.to_string())?;
+        db::locations::replace_in(
+            &mut tx,
+            &r.id,
+            &Location {
+                container: pkg.container,
+                object: pkg.name,
+                kind: "package".into(),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Serves until SIGINT or SIGTERM. `ready` receives the bound address (port 0 allowed).
+pub async fn serve(
+    cfg: ServeConfig,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), String> {
+    let st = build_state(&cfg).await?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "cloudimg API listening");
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+    let reaper = tokio::spawn(reaper(st.clone()));
+    let app = crate::http::router(st.clone());
+    let stop = st.shutdown.clone();
+    let drain = cfg.drain;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: no new connections; in-flight requests may finish");
+        let _ = signalled_tx.send(());
+    });
+    let server = async move { server.await };
+    tokio::select! {
+        r = server => r.map_err(|e| e.to_string())?,
+        _ = async {
+            let _ = signalled_rx.await;
+            tokio::time::sleep(drain).await;
+            tracing::warn!("drain period over: cancelling uploads in flight (their images go back to queued)");
+            stop.cancel();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        } => tracing::warn!("requests still running after the drain period were cut"),
+    }
+    st.shutdown.cancel();
+    reaper.abort();
+    st.db.close().await;
+    Ok(())
+}
+
+async fn reaper(st: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(st.limits.upload_lease).await;
+        if let Err(e) = service::data::reap(&st).await {
+            tracing::warn!(error = %e, "upload reaper");
+        }
+        let _ = clock::now();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

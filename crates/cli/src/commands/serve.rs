@@ -1,0 +1,106 @@
+//! `cloudimg serve`: the Cloud Images v2 API (Glance v2) on a catalog database and an image
+//! store, until SIGINT or SIGTERM.
+
+use cloudimg_api::server::{serve, AuthConfig, ServeConfig};
+use cloudimg_api::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+  cloudimg serve --db sqlite:demo-out/catalog.db --store demo-out/store --auth static --tokens tokens.json\n  \
+  OS_USERNAME=glance OS_PASSWORD=... OS_PROJECT_NAME=service \\\n    \
+  cloudimg serve --db postgres://cloudimg@127.0.0.1/cloudimg --store swift://images --auth keystone --keystone-url http://127.0.0.1:5000\n\n\
+Token file (--auth static): {\"TOKEN\": {\"project_id\": \"PROJECT\", \"roles\": [\"admin\"]}, ...}")]
+pub struct Args {
+    /// Catalog database: sqlite:PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    db: String,
+    /// Image store: a directory, swift://container[/prefix] or s3://bucket[/prefix].
+    #[arg(long, value_name = "URL")]
+    store: String,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9292")]
+    listen: SocketAddr,
+    /// How tokens are validated.
+    #[arg(long, value_enum, default_value = "static")]
+    auth: AuthMode,
+    /// Token file for --auth static.
+    #[arg(long, value_name = "FILE", required_if_eq("auth", "static"))]
+    tokens: Option<PathBuf>,
+    /// Keystone URL for --auth keystone; the service's own credentials come from
+    /// OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (and OS_*_DOMAIN_NAME).
+    #[arg(long, value_name = "URL", required_if_eq("auth", "keystone"))]
+    keystone_url: Option<String>,
+    /// Largest image data accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_image_size)]
+    max_image_size: u64,
+    /// Largest page of GET /v2/images.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_page)]
+    max_page: usize,
+    /// Uploads at once (each buffers at most (upload-jobs + 1) x upload-segment-size bytes).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_uploads)]
+    max_uploads: usize,
+    /// Segment size of image data in the store.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().upload_segment_size)]
+    upload_segment_size: u64,
+    /// Parallel segment PUTs per upload.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().upload_jobs)]
+    upload_jobs: usize,
+    /// Seconds in-flight requests may run after SIGTERM before uploads are cut.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    drain: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AuthMode {
+    /// Tokens from --tokens FILE.
+    Static,
+    /// Keystone v3.
+    Keystone,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOUDIMG_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let auth = match args.auth {
+        AuthMode::Static => AuthConfig::Static(args.tokens.expect("clap requires --tokens")),
+        AuthMode::Keystone => {
+            AuthConfig::Keystone(args.keystone_url.expect("clap requires --keystone-url"))
+        }
+    };
+    let limits = Limits {
+        max_image_size: args.max_image_size,
+        max_page: args.max_page.max(1),
+        max_uploads: args.max_uploads.max(1),
+        upload_segment_size: args.upload_segment_size.max(1 << 20),
+        upload_jobs: args.upload_jobs.max(1),
+        ..Limits::default()
+    };
+    let cfg = ServeConfig {
+        db_url: args.db,
+        store_url: args.store,
+        listen: args.listen,
+        auth,
+        limits,
+        drain: Duration::from_secs(args.drain),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(serve(cfg, None)) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("cloudimg serve: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
