@@ -166,10 +166,7 @@ pub async fn upload(
         remove_on_error: true,
         max_buffer: st.limits.upload_segment_size,
         content_type: Some("application/octet-stream".into()),
-        digests: cloudimg_pipeline::hash::Digests {
-            sha256: false,
-            sha512: true,
-        },
+        digests: cloudimg_pipeline::hash::Digests::GLANCE,
         ..Default::default()
     };
     let store = st.store.object_store().clone();
