@@ -1,32 +1,15 @@
-//! Committing a large object: where its segments go (a Swift container or an S3 upload
-//! id, [`begin`]), and, once every segment is sent, the manifest or multipart completion
+//! Committing a large object: preparing where its segments go (a Swift container or an
+//! S3 upload id, [`begin`]), and, once every segment is sent, the manifest or multipart completion
 //! written last, its verification and the summary ([`finish`]); on failure, cleanup as
 //! the options ask.
 
-use super::plan::{kind_name, Plan};
-use super::send::{Existing, Sent, Upload};
-use super::{mib_s, multipart, swiftlo, LargeKind, UploadOptions, UploadSummary};
+use super::options::{mib_s, LargeKind, UploadOptions, UploadSummary};
+use super::plan::{kind_name, Existing, Plan, Target};
+use super::send::{Sent, Upload};
+use super::{multipart, swiftlo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{ObjectPath, ObjectStore, SegmentRef};
 use std::time::Instant;
-
-/// Where a large object's segments go.
-pub(super) enum Target {
-    /// Objects of their own, named by the plan's layout (Swift DLO/SLO).
-    Segments,
-    /// Parts of this S3 multipart upload.
-    Multipart(String),
-}
-
-impl Target {
-    /// The multipart upload id, if any.
-    pub fn upload_id(&self) -> Option<&str> {
-        match self {
-            Target::Segments => None,
-            Target::Multipart(id) => Some(id),
-        }
-    }
-}
 
 /// Prepares the destination; returns it and the segments already stored there that a
 /// resumed upload may skip (position -> size, ETag).

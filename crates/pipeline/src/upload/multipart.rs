@@ -2,7 +2,7 @@
 //! upload and lists its parts; the commit is the completion request, verified by the
 //! object's size and multipart ETag; failure cleanup aborts the upload.
 
-use super::send::Existing;
+use super::plan::Existing;
 use super::verify;
 use crate::error::Result;
 use crate::store::{ObjectPath, ObjectStore, PartInfo, SegmentRef};

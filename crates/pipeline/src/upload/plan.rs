@@ -2,9 +2,11 @@
 //! segments go and what they are called ([`SegmentLayout`]), and the limits checked
 //! before anything is sent ([`check`], [`Plan`]).
 
-use super::{LargeKind, SegmentNaming, Source, UploadOptions};
+use super::input::Source;
+use super::options::{LargeKind, SegmentNaming, UploadOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Capabilities, ObjectPath, ObjectStore};
+use std::collections::HashMap;
 
 /// Checks the destination and options against the backend before anything is read.
 pub(super) fn check(
@@ -40,6 +42,27 @@ pub(super) fn check(
         ));
     }
     Ok(())
+}
+
+/// Segments already stored that a resumed upload may skip: position -> size, ETag.
+pub(super) type Existing = HashMap<u64, (u64, String)>;
+
+/// Where a large object's segments go.
+pub(super) enum Target {
+    /// Objects of their own, named by the plan's layout (Swift DLO/SLO).
+    Segments,
+    /// Parts of this S3 multipart upload.
+    Multipart(String),
+}
+
+impl Target {
+    /// The multipart upload id, if any.
+    pub fn upload_id(&self) -> Option<&str> {
+        match self {
+            Target::Segments => None,
+            Target::Multipart(id) => Some(id),
+        }
+    }
 }
 
 /// A large object's form, segment layout and limits.

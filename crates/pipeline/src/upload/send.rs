@@ -9,17 +9,16 @@
 //! digest threads: the store hashes it while sending. The first failure stops the
 //! reading and the workers; retries of a single PUT are the store's.
 
-use super::commit::Target;
 use super::input::{Input, Positional};
-use super::plan::Plan;
-use super::UploadOptions;
+use super::options::UploadOptions;
+use super::plan::{Existing, Plan, Target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{normalize_etag, Checksums, SegmentedMd5};
 use crate::pool::Pool;
 use crate::store::{Body, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
 use sha2::{Sha256, Sha512};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -35,9 +34,6 @@ pub(super) struct Upload<'a> {
     pub existing: &'a Existing,
     pub opts: &'a UploadOptions,
 }
-
-/// Segments already stored that a resumed upload may skip: position -> size, ETag.
-pub(super) type Existing = HashMap<u64, (u64, String)>;
 
 /// One stored segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

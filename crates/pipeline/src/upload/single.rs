@@ -3,7 +3,8 @@
 //! between a single object and a large one when the size is not known up front.
 
 use super::input::Input;
-use super::{mib_s, verify, LargeKind, UploadOptions, UploadSummary};
+use super::options::{mib_s, LargeKind, UploadOptions, UploadSummary};
+use super::verify;
 use crate::error::{Error, Result};
 use crate::hash::{Checksums, Digests, MultiHasher};
 use crate::store::{Body, Capabilities, ObjectPath, ObjectStore, PutOptions};

@@ -3,9 +3,9 @@
 //! prefix, an SLO's segment list) is written after stale segments of an earlier, longer
 //! upload are gone; failure cleanup deletes the segments by name.
 
-use super::plan::{Plan, SegmentLayout};
-use super::send::Existing;
-use super::{verify, LargeKind};
+use super::options::LargeKind;
+use super::plan::{Existing, Plan, SegmentLayout};
+use super::verify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{list_all, ObjectPath, ObjectStore, SegmentRef};
 

@@ -4,8 +4,8 @@
 //! retrying while listings lag behind writes; a mismatch that persists is an integrity
 //! error.
 
+use super::options::LargeKind;
 use super::plan::SegmentLayout;
-use super::LargeKind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{list_all, ListEntry, Manifest, ObjectPath, ObjectStore, SegmentRef};
 use std::time::Duration;
