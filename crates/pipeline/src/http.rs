@@ -164,35 +164,8 @@ pub(crate) fn get_stream(
     })
 }
 
-/// [`get_stream`] for an answer of the lean client: the same length and range checks.
-pub(crate) fn raw_get_stream(
-    resp: crate::rawhttp::RawResponse,
-    range: Option<&std::ops::Range<u64>>,
-    target: String,
-) -> crate::error::Result<crate::store::GetStream> {
-    let status = resp.status;
-    let len = resp
-        .header("Content-Length")
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Permanent,
-                "get",
-                target.clone(),
-                "no Content-Length in the answer",
-            )
-        })?;
-    check_range(status, len, range, &target)?;
-    Ok(crate::store::GetStream {
-        reader: Box::new(crate::store::LengthChecked {
-            inner: resp.body,
-            remaining: len,
-        }),
-        len,
-    })
-}
-
-fn check_range(
+/// The answer is the asked range (206 with exactly its length), when one was asked.
+pub(crate) fn check_range(
     status: u16,
     len: u64,
     range: Option<&std::ops::Range<u64>>,

@@ -487,6 +487,34 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
+/// [`crate::http::get_stream`] for an answer of this client: the same length and range checks.
+pub(crate) fn raw_get_stream(
+    resp: RawResponse,
+    range: Option<&std::ops::Range<u64>>,
+    target: String,
+) -> crate::error::Result<crate::store::GetStream> {
+    let status = resp.status;
+    let len = resp
+        .header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            crate::error::Error::new(
+                crate::error::ErrorKind::Permanent,
+                "get",
+                target.clone(),
+                "no Content-Length in the answer",
+            )
+        })?;
+    crate::http::check_range(status, len, range, &target)?;
+    Ok(crate::store::GetStream {
+        reader: Box::new(crate::store::LengthChecked {
+            inner: resp.body,
+            remaining: len,
+        }),
+        len,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -460,7 +460,7 @@ impl ObjectStore for SwiftStore {
             headers.push(("Range", format!("bytes={}-{}", r.start, r.end - 1)));
         }
         if let Some(resp) = self.raw_request("get", "GET", path, &headers, None)? {
-            return crate::http::raw_get_stream(resp, range.as_ref(), self.url(path));
+            return crate::rawhttp::raw_get_stream(resp, range.as_ref(), self.url(path));
         }
         let (resp, _) = self.request(
             "get",
