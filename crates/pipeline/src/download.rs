@@ -368,6 +368,25 @@ struct Ordered {
 }
 
 impl Ordered {
+    /// The whole-object digests asked for (empty strings for the others).
+    fn finish(self) -> Checksums {
+        Checksums {
+            md5: if self.want_md5 {
+                self.md5.finish()
+            } else {
+                String::new()
+            },
+            sha256: self
+                .sha256
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
+            sha512: self
+                .sha512
+                .map(|h| hex::encode(h.finalize()))
+                .unwrap_or_default(),
+        }
+    }
+
     fn update(&mut self, data: &[u8], seg: bool) {
         let Ordered {
             md5,
@@ -403,11 +422,92 @@ fn run(
     // A plain object's MD5 covers all of it: split into ranges, it is checked in order.
     let split_single = plan.kind == "single" && plan.size > piece;
     let ordered = !to_file || opts.digests.any() || split_single;
+    let pieces = cut_pieces(&plan, piece, ordered);
+    if let Sink::File(f) = &sink {
+        f.set_len(plan.size)
+            .map_err(|e| Error::io("download", "output", e))?;
+    }
+    let jobs = opts.jobs.max(1);
+    let pool = if ordered {
+        Pool::new(jobs + 1, piece.min(plan.size.max(1)) as usize)
+    } else {
+        Pool::new(jobs, FILE_CHUNK.min(piece.min(plan.size.max(1)) as usize))
+    };
+    let fetch = Fetch {
+        store,
+        pieces: &pieces,
+        pool: &pool,
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        verified: AtomicU64::new(0),
+        file: match &sink {
+            Sink::File(f) => Some(*f),
+            Sink::Writer(_) => None,
+        },
+        ordered,
+    };
+    let mut out = Collect {
+        fetch: &fetch,
+        plan: &plan,
+        opts,
+        url: &url,
+        sink: &mut sink,
+        hashes: Ordered {
+            md5: SegmentedMd5::new(),
+            want_md5: opts.digests.md5,
+            sha256: opts.digests.sha256.then(Sha256::new),
+            sha512: opts.digests.sha512.then(Sha512::new),
+        },
+        ready: BTreeMap::new(),
+        want: 0,
+        written: 0,
+    };
+    std::thread::scope(|s| {
+        let (tx, rx) = channel::<(usize, Result<Option<Vec<u8>>>)>();
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let fetch = &fetch;
+            s.spawn(move || fetch.worker(tx));
+        }
+        drop(tx);
+        out.collect(rx)
+    })?;
+    let (written, hashes) = (out.written, out.hashes);
+    match &mut sink {
+        Sink::Writer(out) => out.flush(),
+        Sink::File(_) => Ok(()),
+    }
+    .map_err(|e| Error::io("download", "output", e))?;
+    if written != plan.size {
+        return Err(Error::new(
+            ErrorKind::Integrity,
+            "download",
+            &url,
+            format!("wrote {written} bytes, expected {}", plan.size),
+        ));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(DownloadSummary {
+        url,
+        kind: plan.kind,
+        bytes: written,
+        segments: plan.segments.len() as u64,
+        segments_verified: fetch.verified.into_inner(),
+        checksums: hashes.finish(),
+        digests: opts.digests.names(),
+        duration_secs: secs,
+        throughput_mib_s: mib_s(written, secs),
+    })
+}
+
+/// Cuts the planned segments into the pieces the workers fetch: pieces of at most
+/// `piece` bytes, except that a segment with a known MD5 streamed to a file (not
+/// `ordered`) is one piece, checked by its worker.
+fn cut_pieces(plan: &Plan, piece: u64, ordered: bool) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut at = 0u64;
     for (i, s) in plan.segments.iter().enumerate() {
         let base = s.range.as_ref().map_or(0, |r| r.start);
-        // Streamed to a file, a segment with a known MD5 is one GET checked by its worker.
         let whole = s.md5.is_some() && !ordered;
         let step = if whole { s.size } else { piece };
         let mut off = 0;
@@ -427,196 +527,169 @@ fn run(
             at += n;
         }
     }
-    if let Sink::File(f) = &sink {
-        f.set_len(plan.size)
-            .map_err(|e| Error::io("download", "output", e))?;
-    }
-    let jobs = opts.jobs.max(1);
-    let pool = if ordered {
-        Pool::new(jobs + 1, piece.min(plan.size.max(1)) as usize)
-    } else {
-        Pool::new(jobs, FILE_CHUNK.min(piece.min(plan.size.max(1)) as usize))
-    };
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let verified = AtomicU64::new(0);
-    let (tx, rx) = channel::<(usize, Result<Option<Vec<u8>>>)>();
-    let policy = store.retry_policy();
-    let file = match &sink {
-        Sink::File(f) => Some(*f),
-        Sink::Writer(_) => None,
-    };
+    pieces
+}
 
-    let mut hashes = Ordered {
-        md5: SegmentedMd5::new(),
-        want_md5: opts.digests.md5,
-        sha256: opts.digests.sha256.then(Sha256::new),
-        sha512: opts.digests.sha512.then(Sha512::new),
-    };
-    let mut written = 0u64;
-    let result = std::thread::scope(|s| {
-        for _ in 0..jobs {
-            let tx = tx.clone();
-            let (pool, next, stop, pieces, verified) = (&pool, &next, &stop, &pieces, &verified);
-            s.spawn(move || loop {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let mut buf = pool.take();
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= pieces.len() || stop.load(Ordering::SeqCst) {
-                    pool.give(buf);
-                    return;
-                }
-                let p = &pieces[i];
-                let r = policy.run(|_| fetch(store, p, &mut buf, file, ordered));
-                let r = match r {
-                    Ok(()) => {
-                        if p.md5.is_some() {
-                            verified.fetch_add(1, Ordering::SeqCst);
-                        }
-                        if ordered {
-                            Ok(Some(buf))
-                        } else {
-                            pool.give(buf);
-                            Ok(None)
-                        }
+/// What the fetching workers share.
+struct Fetch<'a> {
+    store: &'a dyn ObjectStore,
+    pieces: &'a [Piece],
+    pool: &'a Pool,
+    next: AtomicUsize,
+    stop: AtomicBool,
+    /// Segments whose MD5 was checked.
+    verified: AtomicU64,
+    /// Written at offsets by the workers when set.
+    file: Option<&'a File>,
+    /// Buffers go to the calling thread, in order, instead of back to the pool.
+    ordered: bool,
+}
+
+impl Fetch<'_> {
+    /// A worker: takes the next piece, GETs it (retrying), hands the outcome on.
+    fn worker(&self, tx: std::sync::mpsc::Sender<(usize, Result<Option<Vec<u8>>>)>) {
+        let policy = self.store.retry_policy();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut buf = self.pool.take();
+            let i = self.next.fetch_add(1, Ordering::SeqCst);
+            if i >= self.pieces.len() || self.stop.load(Ordering::SeqCst) {
+                self.pool.give(buf);
+                return;
+            }
+            let p = &self.pieces[i];
+            let r = match policy.run(|_| fetch(self.store, p, &mut buf, self.file, self.ordered)) {
+                Ok(()) => {
+                    if p.md5.is_some() {
+                        self.verified.fetch_add(1, Ordering::SeqCst);
                     }
-                    Err(e) => {
-                        pool.give(buf);
-                        Err(e)
+                    if self.ordered {
+                        Ok(Some(buf))
+                    } else {
+                        self.pool.give(buf);
+                        Ok(None)
                     }
-                };
-                if tx.send((i, r)).is_err() {
-                    return;
                 }
-            });
+                Err(e) => {
+                    self.pool.give(buf);
+                    Err(e)
+                }
+            };
+            if tx.send((i, r)).is_err() {
+                return;
+            }
         }
-        drop(tx);
+    }
+}
 
-        let mut ready: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
-        let mut want = 0usize;
+/// The calling thread's side: puts the fetched pieces in order, hashes and writes them.
+struct Collect<'a, 'w> {
+    fetch: &'a Fetch<'a>,
+    plan: &'a Plan,
+    opts: &'a DownloadOptions,
+    url: &'a str,
+    sink: &'a mut Sink<'w>,
+    hashes: Ordered,
+    /// Fetched pieces waiting for those before them.
+    ready: BTreeMap<usize, Vec<u8>>,
+    /// The next piece to write.
+    want: usize,
+    written: u64,
+}
+
+impl Collect<'_, '_> {
+    /// Takes every outcome the workers send; the first failure stops them.
+    fn collect(
+        &mut self,
+        rx: std::sync::mpsc::Receiver<(usize, Result<Option<Vec<u8>>>)>,
+    ) -> Result<()> {
+        let pieces = self.fetch.pieces;
         let mut outcome: Result<()> = Ok(());
         for (i, r) in rx.iter() {
             if outcome.is_err() {
                 if let Ok(Some(b)) = r {
-                    pool.give(b);
+                    self.fetch.pool.give(b);
                 }
                 continue;
             }
             match r {
                 Ok(Some(b)) => {
-                    ready.insert(i, b);
+                    self.ready.insert(i, b);
                 }
                 Ok(None) => {
-                    written += pieces[i].len;
-                    if let Some(prog) = &opts.progress {
+                    self.written += pieces[i].len;
+                    if let Some(prog) = &self.opts.progress {
                         prog(pieces[i].len);
                     }
-                    want += 1;
+                    self.want += 1;
                 }
-                Err(e) => {
-                    outcome = Err(e.with_segment(pieces[i].seg as u64));
-                }
+                Err(e) => outcome = Err(e.with_segment(pieces[i].seg as u64)),
             }
-            while outcome.is_ok() {
-                let Some(buf) = ready.remove(&want) else {
-                    break;
-                };
-                let p = &pieces[want];
-                // A segment split into pieces is checked here, in order.
-                let seg_expect = plan.segments[p.seg]
-                    .md5
-                    .as_ref()
-                    .filter(|_| p.md5.is_none());
-                hashes.update(&buf, seg_expect.is_some());
-                if let Sink::Writer(out) = &mut sink {
-                    if let Err(e) = out.write_all(&buf) {
-                        outcome = Err(Error::io("download", "output", e));
-                    }
-                }
-                written += buf.len() as u64;
-                if let Some(prog) = &opts.progress {
-                    prog(buf.len() as u64);
-                }
-                pool.give(buf);
-                if p.last_of_segment {
-                    // Ends the segment lane whether or not it was fed, so the next one
-                    // starts fresh.
-                    let got = hashes.md5.end_segment();
-                    if let Some(expect) = seg_expect {
-                        if &got != expect {
-                            outcome = Err(Error::new(
-                                ErrorKind::Integrity,
-                                "download",
-                                store.url(&p.path),
-                                format!("segment MD5 {got} differs from its ETag {expect}"),
-                            )
-                            .with_segment(p.seg as u64));
-                        }
-                        verified.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-                want += 1;
+            if outcome.is_ok() {
+                outcome = self.write_ready();
             }
             if outcome.is_err() {
-                stop.store(true, Ordering::SeqCst);
-                for (_, b) in std::mem::take(&mut ready) {
-                    pool.give(b);
+                self.fetch.stop.store(true, Ordering::SeqCst);
+                for (_, b) in std::mem::take(&mut self.ready) {
+                    self.fetch.pool.give(b);
                 }
             }
         }
-        if outcome.is_ok() && want != pieces.len() {
+        if outcome.is_ok() && self.want != pieces.len() {
             outcome = Err(Error::new(
                 ErrorKind::Integrity,
                 "download",
-                &url,
-                format!("only {want} of {} pieces arrived", pieces.len()),
+                self.url,
+                format!("only {} of {} pieces arrived", self.want, pieces.len()),
             ));
         }
         outcome
-    });
-    result?;
-    match &mut sink {
-        Sink::Writer(out) => out.flush(),
-        Sink::File(_) => Ok(()),
     }
-    .map_err(|e| Error::io("download", "output", e))?;
-    if written != plan.size {
-        return Err(Error::new(
-            ErrorKind::Integrity,
-            "download",
-            &url,
-            format!("wrote {written} bytes, expected {}", plan.size),
-        ));
+
+    /// Writes the pieces that are next in order; a segment split into pieces is checked
+    /// against its MD5 here, in order.
+    fn write_ready(&mut self) -> Result<()> {
+        while let Some(buf) = self.ready.remove(&self.want) {
+            let p = &self.fetch.pieces[self.want];
+            let seg_expect = self.plan.segments[p.seg]
+                .md5
+                .as_ref()
+                .filter(|_| p.md5.is_none());
+            self.hashes.update(&buf, seg_expect.is_some());
+            if let Sink::Writer(out) = &mut *self.sink {
+                if let Err(e) = out.write_all(&buf) {
+                    self.fetch.pool.give(buf);
+                    return Err(Error::io("download", "output", e));
+                }
+            }
+            self.written += buf.len() as u64;
+            if let Some(prog) = &self.opts.progress {
+                prog(buf.len() as u64);
+            }
+            self.fetch.pool.give(buf);
+            self.want += 1;
+            if p.last_of_segment {
+                // Ends the segment lane whether or not it was fed, so the next one
+                // starts fresh.
+                let got = self.hashes.md5.end_segment();
+                if let Some(expect) = seg_expect {
+                    if &got != expect {
+                        return Err(Error::new(
+                            ErrorKind::Integrity,
+                            "download",
+                            self.fetch.store.url(&p.path),
+                            format!("segment MD5 {got} differs from its ETag {expect}"),
+                        )
+                        .with_segment(p.seg as u64));
+                    }
+                    self.fetch.verified.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        Ok(())
     }
-    let checksums = Checksums {
-        md5: if hashes.want_md5 {
-            hashes.md5.finish()
-        } else {
-            String::new()
-        },
-        sha256: hashes
-            .sha256
-            .map(|h| hex::encode(h.finalize()))
-            .unwrap_or_default(),
-        sha512: hashes
-            .sha512
-            .map(|h| hex::encode(h.finalize()))
-            .unwrap_or_default(),
-    };
-    let secs = start.elapsed().as_secs_f64();
-    Ok(DownloadSummary {
-        url,
-        kind: plan.kind,
-        bytes: written,
-        segments: plan.segments.len() as u64,
-        segments_verified: verified.into_inner(),
-        checksums,
-        digests: opts.digests.names(),
-        duration_secs: secs,
-        throughput_mib_s: mib_s(written, secs),
-    })
 }
 
 /// GETs one piece, checking its length (a body cut short is transient) and, when it is a
