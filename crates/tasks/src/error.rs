@@ -232,3 +232,17 @@ pub(crate) fn from_io(op: &'static str, target: &str, e: std::io::Error) -> Erro
     }
     Error::io(op, target, e)
 }
+
+/// Turns a package (tar/gzip) error into ours; an error of ours that travelled inside it
+/// (a store failure under a reader or the upload under the gzip writer, carried as an
+/// I/O error) is recovered with its kind.
+pub(crate) fn from_package(op: &'static str, url: &str, e: cloudimg_ova::Error) -> Error {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = src {
+        if let Some(ours) = s.downcast_ref::<Error>() {
+            return Error::new(ours.kind(), op, url, ours.to_string());
+        }
+        src = s.source();
+    }
+    Error::package(op, url, e)
+}

@@ -470,13 +470,6 @@ fn spool_chain(
     Chain::from_images(layers).map_err(|e| Error::vhd("open chain", &url, e))
 }
 
-pub(crate) fn map_pkg(url: &str, e: cloudimg_ova::Error) -> Error {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = src {
-        if let Some(ours) = s.downcast_ref::<Error>() {
-            return Error::new(ours.kind(), "read package", url, ours.to_string());
-        }
-        src = s.source();
-    }
-    Error::package("read package", url, e)
+fn map_pkg(url: &str, e: cloudimg_ova::Error) -> Error {
+    crate::error::from_package("read package", url, e)
 }

@@ -165,7 +165,7 @@ impl IndexedPackage {
         let url = src.url.clone();
         let src = Arc::new(src);
         let index = IndexedReader::open(src.clone(), src.len(), 1)
-            .map_err(|e| crate::export::map_pkg(&url, e))?
+            .map_err(|e| crate::error::from_package("read package", &url, e))?
             .index()
             .clone();
         let src = Arc::into_inner(src).ok_or_else(|| {

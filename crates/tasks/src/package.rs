@@ -315,15 +315,7 @@ impl PackageWriter {
 }
 
 fn package_error(url: &str, e: cloudimg_ova::Error) -> Error {
-    // An upload failure travels through the gzip writer as an I/O error; recover it.
-    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = src {
-        if let Some(ours) = s.downcast_ref::<Error>() {
-            return Error::new(ours.kind(), "write package", url, ours.to_string());
-        }
-        src = s.source();
-    }
-    Error::package("write package", url, e)
+    crate::error::from_package("write package", url, e)
 }
 
 impl Write for PackageWriter {
