@@ -24,6 +24,7 @@ on_both_engines!(
     upload_refusals_leave_image_queued,
     interrupted_upload_leaves_nothing,
     deactivate_reactivate,
+    uploads_are_inspected,
     schemas,
     database_down_is_503,
 );
@@ -478,7 +479,7 @@ async fn concurrent_patches_lose_nothing(app: TestApp) {
 
 async fn delete_and_protection(app: TestApp) {
     let id = app
-        .create("admin-a", json!({"name": "keep", "protected": true}))
+        .create("admin-a", json!({"name": "keep", "protected": true, "disk_format": "raw", "container_format": "bare"}))
         .await;
     let uri = format!("/v2/images/{id}");
     let (s, _, v) = app.call("DELETE", &uri, "admin-a", None).await;
@@ -743,6 +744,11 @@ async fn image_data(app: TestApp) {
         hex::encode(<Md5 as md5::Digest>::digest(&data))
     );
     assert_eq!(v["os_hash_algo"], "sha512");
+    assert_eq!(
+        v["virtual_size"],
+        data.len() as u64,
+        "raw: the virtual size is the size"
+    );
     use sha2::Digest as _;
     assert_eq!(v["os_hash_value"], hex::encode(sha2::Sha512::digest(&data)));
     let (s, h, b) = app.raw("GET", &file, "observer-a", None).await;
@@ -787,7 +793,7 @@ async fn image_data(app: TestApp) {
     let (s, _, _) = app.raw("GET", &file, "admin-b", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // An empty image is fine too.
-    let empty = app.create("admin-a", json!({})).await;
+    let empty = app.create("admin-a", raw_image()).await;
     let (s, v) = app.upload(&empty, "admin-a", Vec::new()).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     let (_, v) = app.get(&format!("/v2/images/{empty}"), "admin-a").await;
@@ -808,6 +814,12 @@ fn store_objects(app: &TestApp) -> Vec<String> {
     names
 }
 
+const RAW: &str = r#"{"disk_format": "raw", "container_format": "bare"}"#;
+
+fn raw_image() -> Value {
+    serde_json::from_str(RAW).unwrap()
+}
+
 async fn upload_refusals_leave_image_queued(app: TestApp) {
     let app = {
         let limits = cloudimg_api::Limits {
@@ -819,7 +831,15 @@ async fn upload_refusals_leave_image_queued(app: TestApp) {
             None => return,
         }
     };
-    let id = app.create("admin-a", json!({})).await;
+    // Glance's rule: no data before the formats are set.
+    let bare = app.create("admin-a", json!({})).await;
+    let (s, v) = app.upload(&bare, "admin-a", vec![1, 2, 3]).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().contains("disk_format"),
+        "{v}"
+    );
+    let id = app.create("admin-a", raw_image()).await;
     // Declared too large: refused before reading.
     let (s, v) = app.upload(&id, "admin-a", vec![0; (1 << 20) + 1]).await;
     assert_error(s, &v, StatusCode::PAYLOAD_TOO_LARGE);
@@ -852,7 +872,7 @@ async fn upload_refusals_leave_image_queued(app: TestApp) {
 }
 
 async fn interrupted_upload_leaves_nothing(app: TestApp) {
-    let id = app.create("admin-a", json!({})).await;
+    let id = app.create("admin-a", raw_image()).await;
     // The client sends 2 MiB, then the connection breaks.
     let mut chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..32)
         .map(|n| Ok(bytes::Bytes::from(bytes(65536, n))))
@@ -884,7 +904,7 @@ async fn interrupted_upload_leaves_nothing(app: TestApp) {
 }
 
 async fn deactivate_reactivate(app: TestApp) {
-    let id = app.create("admin-a", json!({})).await;
+    let id = app.create("admin-a", raw_image()).await;
     let act = |a: &str| format!("/v2/images/{id}/actions/{a}");
     let (s, _, v) = app.call("POST", &act("deactivate"), "admin-a", None).await;
     assert_error(s, &v, StatusCode::FORBIDDEN); // queued: nothing to deactivate
@@ -941,4 +961,109 @@ async fn database_down_is_503(app: TestApp) {
     assert_error(s, &v, StatusCode::SERVICE_UNAVAILABLE);
     let (s, _) = app.get("/healthz", "").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Runs qemu-img with `args` in `dir`.
+fn qemu_img(dir: &std::path::Path, args: &[&str]) {
+    let st = std::process::Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+async fn uploads_are_inspected(app: TestApp) {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    qemu_img(d, &["create", "-q", "-f", "qcow2", "plain.qcow2", "1M"]);
+    // A backing file on the host: what CVE-2024-32498 used to read a host's files.
+    qemu_img(
+        d,
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            "/etc/hostname",
+            "-F",
+            "raw",
+            "evil.qcow2",
+            "1M",
+        ],
+    );
+    qemu_img(d, &["create", "-q", "-f", "vpc", "disk.vhd", "4M"]);
+    let read = |n: &str| std::fs::read(d.join(n)).unwrap();
+    let leaf = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/chain/leaf.vhd"
+    ))
+    .unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "raw",
+            read("evil.qcow2"),
+            "/etc/hostname",
+            "qcow2 with a host backing file as raw",
+        ),
+        (
+            "qcow2",
+            read("evil.qcow2"),
+            "names other files",
+            "qcow2 with a backing file as qcow2",
+        ),
+        ("vhd", read("plain.qcow2"), "QCOW2", "qcow2 as vhd"),
+        ("raw", read("disk.vhd"), "VHD", "vhd as raw"),
+        ("vhd", leaf, "parent", "differencing VHD"),
+    ];
+    for (fmt, data, mention, what) in cases {
+        let id = app
+            .create(
+                "admin-a",
+                json!({"disk_format": fmt, "container_format": "bare"}),
+            )
+            .await;
+        let (s, v) = app.upload(&id, "admin-a", data).await;
+        assert_error(s, &v, StatusCode::BAD_REQUEST);
+        assert!(
+            v["message"].as_str().unwrap().contains(mention),
+            "{what}: {v}"
+        );
+        let (_, img) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+        assert_eq!(img["status"], "queued", "{what}");
+        assert_eq!(
+            store_objects(&app),
+            Vec::<String>::new(),
+            "{what}: nothing stored"
+        );
+    }
+    for (fmt, name, vsize) in [
+        ("qcow2", "plain.qcow2", 1u64 << 20),
+        ("vhd", "disk.vhd", 4 << 20),
+    ] {
+        let id = app
+            .create(
+                "admin-a",
+                json!({"disk_format": fmt, "container_format": "bare"}),
+            )
+            .await;
+        let (s, v) = app.upload(&id, "admin-a", read(name)).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{name}: {v}");
+        let (_, img) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+        assert_eq!(img["status"], "active");
+        let got = img["virtual_size"].as_u64().unwrap();
+        assert!(
+            got >= vsize && got < vsize + (1 << 20),
+            "{name}: virtual size {got}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! rules, visibility and ownership, Glance's PATCH, and list queries.
 
 pub mod image;
+pub mod inspect;
 pub mod list;
 pub mod patch;
 pub mod rules;

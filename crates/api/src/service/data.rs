@@ -18,6 +18,7 @@ use crate::auth::{Action, Caller};
 use crate::clock;
 use crate::db::{self, images::Stored, locations::Location};
 use crate::domain::image::status;
+use crate::domain::inspect;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::Body;
@@ -25,6 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cloudimg_pipeline::{upload, ObjectPath};
+use cloudimg_vhd::detect::{detect, HEAD_LEN, TAIL_LEN};
 use futures_util::TryStreamExt;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -50,6 +52,28 @@ pub fn object_path(st: &AppState, id: &str) -> ObjectPath {
 struct BodyState {
     bytes: AtomicU64,
     too_large: std::sync::atomic::AtomicBool,
+    /// The first bytes and the last sector, for the format inspection.
+    ends: std::sync::Mutex<Ends>,
+}
+
+#[derive(Default)]
+struct Ends {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Ends {
+    fn see(&mut self, b: &[u8]) {
+        if self.head.len() < HEAD_LEN {
+            let n = (HEAD_LEN - self.head.len()).min(b.len());
+            self.head.extend_from_slice(&b[..n]);
+        }
+        self.tail
+            .extend_from_slice(&b[b.len().saturating_sub(TAIL_LEN)..]);
+        if self.tail.len() > 8 * TAIL_LEN {
+            self.tail.drain(..self.tail.len() - TAIL_LEN);
+        }
+    }
 }
 
 /// The request body as a blocking reader that stops at the size cap or when cancelled.
@@ -71,6 +95,11 @@ impl Read for BodyReader {
             ));
         }
         let n = self.inner.read(buf)?;
+        self.state
+            .ends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .see(&buf[..n]);
         let total = self.state.bytes.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > self.max {
             self.state.too_large.store(true, Ordering::Relaxed);
@@ -124,6 +153,15 @@ pub async fn upload(
             )))
         }
     }
+    // Glance's rule: the formats say what the data is, so they come first (and the
+    // inspection below compares the bytes with them).
+    let (Some(disk_format), Some(container_format)) =
+        (img.disk_format.clone(), img.container_format.clone())
+    else {
+        return Err(ApiError::bad(format!(
+            "Properties disk_format and container_format must be set before image {id} receives data"
+        )));
+    };
     let _slot = st
         .uploads
         .clone()
@@ -197,12 +235,19 @@ pub async fn upload(
                 "Received {} bytes but Content-Length said {n}",
                 summary.bytes
             ))),
-            _ => Ok(Stored {
-                size: summary.bytes as i64,
-                checksum: summary.checksums.md5.clone(),
-                sha512: summary.checksums.sha512.clone(),
-                virtual_size: None,
-            }),
+            _ => {
+                let ends = state.ends.lock().unwrap_or_else(|p| p.into_inner());
+                let det = detect(&ends.head, &ends.tail, summary.bytes);
+                inspect::check(&det, &disk_format, &container_format).map(|()| Stored {
+                    size: summary.bytes as i64,
+                    checksum: summary.checksums.md5.clone(),
+                    sha512: summary.checksums.sha512.clone(),
+                    virtual_size: det.virtual_size.map(|v| v as i64).or(match det.format {
+                        cloudimg_vhd::detect::Format::Raw => Some(summary.bytes as i64),
+                        _ => None,
+                    }),
+                })
+            }
         },
     };
     let now = clock::now();
