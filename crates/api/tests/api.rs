@@ -25,6 +25,7 @@ on_both_engines!(
     interrupted_upload_leaves_nothing,
     deactivate_reactivate,
     uploads_are_inspected,
+    restart_resets_uploads_in_flight,
     schemas,
     database_down_is_503,
 );
@@ -1066,4 +1067,57 @@ async fn uploads_are_inspected(app: TestApp) {
             "{name}: virtual size {got}"
         );
     }
+}
+
+async fn restart_resets_uploads_in_flight(app: TestApp) {
+    // What a server killed mid-upload leaves: an image in `saving` under a lease nobody
+    // renews, and part of its data in the store.
+    let id = app.create("admin-a", raw_image()).await;
+    let past = cloudimg_api::clock::stamp(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(5),
+    );
+    assert!(
+        cloudimg_api::db::images::begin_upload(&app.st.db, &id, "dead-server:1", &past, &past)
+            .await
+            .unwrap()
+    );
+    let obj = cloudimg_api::service::data::object_path(&app.st, &id);
+    std::fs::write(app.store_dir().join(&obj.name), b"half an image").unwrap();
+    std::fs::write(
+        app.store_dir().join(format!("{}-00001", obj.name)),
+        b"a segment",
+    )
+    .unwrap();
+    let (_, v) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+    assert_eq!(v["status"], "saving");
+    // While the lease holds, nobody else may upload.
+    let (s, v) = app.upload(&id, "admin-a", vec![1]).await;
+    assert_error(s, &v, StatusCode::CONFLICT);
+    // A server starts on the same catalog and store.
+    let tokens = app.dir.path().join("tokens.json");
+    std::fs::write(&tokens, common::TOKENS).unwrap();
+    let cfg = cloudimg_api::server::ServeConfig {
+        db_url: app.db_url.clone(),
+        store_url: app.dir.path().join("store").display().to_string(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        auth: cloudimg_api::server::AuthConfig::Static(tokens),
+        limits: Default::default(),
+        drain: std::time::Duration::from_secs(1),
+    };
+    let st2 = cloudimg_api::server::build_state(&cfg).await.unwrap();
+    let img = cloudimg_api::db::images::get(&st2.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(img.status, "queued");
+    assert_eq!(
+        store_objects(&app),
+        Vec::<String>::new(),
+        "the dead upload's data is removed"
+    );
+    // The image takes a new upload.
+    let (s, _) = app.upload(&id, "admin-a", bytes(5000, 9)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+    assert_eq!(v["status"], "active");
 }

@@ -39,6 +39,8 @@ pub struct TestApp {
     pub router: Router,
     pub dir: tempfile::TempDir,
     pub engine: Engine,
+    /// The catalog's URL.
+    pub db_url: String,
 }
 
 /// The PostgreSQL server URL from `CLOUDIMG_PG_URL` or `target/pg.env`.
@@ -95,6 +97,7 @@ impl TestApp {
             Engine::Postgres => fresh_pg().await?,
         };
         let db = Db::connect(&url).await.unwrap();
+        let db_url = url.clone();
         let store_dir = dir.path().join("store");
         let store =
             tokio::task::spawn_blocking(move || ImageStore::open(store_dir.to_str().unwrap()))
@@ -109,6 +112,7 @@ impl TestApp {
             router,
             dir,
             engine,
+            db_url,
         })
     }
 
