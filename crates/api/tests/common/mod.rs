@@ -289,3 +289,12 @@ macro_rules! on_both_engines {
         )*
     };
 }
+
+/// A catalog URL for `engine`: a SQLite file in `dir`, or a fresh PostgreSQL database;
+/// `None` when PostgreSQL is absent here (a panic under `CI`, as for every engine test).
+pub async fn catalog_url(engine: Engine, dir: &std::path::Path) -> Option<String> {
+    match engine {
+        Engine::Sqlite => Some(format!("sqlite:{}", dir.join("catalog.db").display())),
+        Engine::Postgres => fresh_pg().await,
+    }
+}
