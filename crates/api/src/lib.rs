@@ -18,6 +18,8 @@
 //!     auth: AuthConfig::Static("/etc/cloudimg/tokens.json".into()),
 //!     limits: Default::default(),
 //!     drain: std::time::Duration::from_secs(30),
+//!     workers: 1,
+//!     files: Some("/var/lib/cloudimg/files".into()),
 //! }, None).await
 //! # }
 //! ```
@@ -31,6 +33,7 @@ pub mod http;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod worker;
 
 pub use error::{ApiError, ApiResult};
 pub use state::{AppState, Limits};

@@ -38,6 +38,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// How long in-flight requests may run after a stop signal before uploads are cut.
     pub drain: Duration,
+    /// Task workers run inside the server (the single-machine default); 0 for none.
+    pub workers: usize,
+    /// The customers' files the workers read and write.
+    pub files: Option<PathBuf>,
 }
 
 /// Opens the catalog, the store and the authenticator; resets uploads a dead server left
@@ -75,49 +79,67 @@ pub async fn adopt_imported(st: &AppState) -> Result<usize, String> {
         .map_err(|e| format!("listing the image store: {e}"))?;
     let mut n = 0;
     for r in records {
-        if db::images::get(&st.db, &r.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            continue;
-        }
-        let mut img = Image::new(r.id.clone(), &r.owner);
-        img.name = Some(r.name.clone());
-        img.status = "active".into();
-        img.disk_format = Some(r.disk_format.clone());
-        img.container_format = Some(r.container_format.clone());
-        img.size = Some(r.size as i64);
-        img.virtual_size = Some(r.virtual_size as i64);
-        img.checksum = Some(r.checksum.clone());
-        img.os_hash_algo = Some(r.os_hash_algo.clone());
-        img.os_hash_value = Some(r.os_hash_value.clone());
-        img.visibility = serde_json::to_value(r.visibility)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "private".into());
-        img.properties = r.properties.clone();
-        let uuid = uuid::Uuid::parse_str(&r.id).map_err(|e| format!("record {}: {e}", r.id))?;
-        let pkg = st.store.package_path(&uuid);
-        db::images::insert(&st.db, &img)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut tx = st.db.pool().begin().await.map_err(|e| e.to_string())?;
-        db::locations::replace_in(
-            &mut tx,
-            &r.id,
-            &Location {
-                container: pkg.container,
-                object: pkg.name,
-                kind: "package".into(),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        n += 1;
+        n += adopt_record(st, &r).await? as usize;
     }
     Ok(n)
+}
+
+/// Registers image `id` from its record in the image store (after an import task); true
+/// when it was new. Create-if-absent: a second run (a taken-over task) registers nothing.
+pub async fn adopt_one(st: &AppState, id: &str) -> Result<bool, String> {
+    let uuid = uuid::Uuid::parse_str(id).map_err(|e| format!("image id {id}: {e}"))?;
+    let store = st.store.clone();
+    let rec = tokio::task::spawn_blocking(move || store.require(&uuid))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    adopt_record(st, &rec).await
+}
+
+async fn adopt_record(st: &AppState, r: &cloudimg_tasks::ImageRecord) -> Result<bool, String> {
+    if db::images::get(&st.db, &r.id)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let mut img = Image::new(r.id.clone(), &r.owner);
+    img.name = Some(r.name.clone());
+    img.status = "active".into();
+    img.disk_format = Some(r.disk_format.clone());
+    img.container_format = Some(r.container_format.clone());
+    img.size = Some(r.size as i64);
+    img.virtual_size = Some(r.virtual_size as i64);
+    img.checksum = Some(r.checksum.clone());
+    img.os_hash_algo = Some(r.os_hash_algo.clone());
+    img.os_hash_value = Some(r.os_hash_value.clone());
+    img.visibility = serde_json::to_value(r.visibility)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "private".into());
+    img.properties = r.properties.clone();
+    let uuid = uuid::Uuid::parse_str(&r.id).map_err(|e| format!("record {}: {e}", r.id))?;
+    let pkg = st.store.package_path(&uuid);
+    match db::images::insert(&st.db, &img).await {
+        Ok(()) => {}
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    }
+    let mut tx = st.db.pool().begin().await.map_err(|e| e.to_string())?;
+    db::locations::replace_in(
+        &mut tx,
+        &r.id,
+        &Location {
+            container: pkg.container,
+            object: pkg.name,
+            kind: "package".into(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// Serves until SIGINT or SIGTERM. `ready` receives the bound address (port 0 allowed).
@@ -135,6 +157,20 @@ pub async fn serve(
         let _ = tx.send(addr);
     }
     let reaper = tokio::spawn(reaper(st.clone()));
+    let workers = if cfg.workers > 0 {
+        let wcfg = crate::worker::WorkerConfig {
+            files: cfg.files.clone().unwrap_or_else(|| PathBuf::from("files")),
+            concurrency: cfg.workers,
+            ..Default::default()
+        };
+        Some(tokio::spawn(crate::worker::run(
+            st.clone(),
+            wcfg,
+            st.shutdown.clone(),
+        )))
+    } else {
+        None
+    };
     let app = crate::http::router(st.clone());
     let stop = st.shutdown.clone();
     let drain = cfg.drain;
@@ -157,6 +193,10 @@ pub async fn serve(
     }
     st.shutdown.cancel();
     reaper.abort();
+    if let Some(w) = workers {
+        // A task in flight finishes (or its lease expires and another worker takes it).
+        let _ = w.await;
+    }
     st.db.close().await;
     Ok(())
 }
@@ -190,4 +230,30 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// `cloudimg worker`: task workers on `db_url` and `store_url` until SIGINT/SIGTERM; a task
+/// in flight is finished first (a second signal is not awaited: kill -9 is safe too, the
+/// lease expires and another worker takes the task over).
+pub async fn worker_main(
+    db_url: &str,
+    store_url: &str,
+    wcfg: crate::worker::WorkerConfig,
+) -> Result<(), String> {
+    let db = Db::connect(db_url).await?;
+    let url = store_url.to_string();
+    let store = tokio::task::spawn_blocking(move || ImageStore::open(&url))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("image store {store_url}: {e}"))?;
+    let auth = Authenticator::Static(StaticTokens::parse("{}")?);
+    let st = AppState::new(db, store, auth, Limits::default());
+    let stop = st.shutdown.clone();
+    let run = tokio::spawn(crate::worker::run(st.clone(), wcfg, stop.clone()));
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the tasks in flight");
+    stop.cancel();
+    let _ = run.await;
+    st.db.close().await;
+    Ok(())
 }

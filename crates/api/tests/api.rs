@@ -1103,6 +1103,8 @@ async fn restart_resets_uploads_in_flight(app: TestApp) {
         auth: cloudimg_api::server::AuthConfig::Static(tokens),
         limits: Default::default(),
         drain: std::time::Duration::from_secs(1),
+        workers: 0,
+        files: None,
     };
     let st2 = cloudimg_api::server::build_state(&cfg).await.unwrap();
     let img = cloudimg_api::db::images::get(&st2.db, &id)

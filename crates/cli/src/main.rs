@@ -82,6 +82,8 @@ enum Command {
     Export(commands::export::Args),
     /// Serve the Cloud Images v2 API (Glance v2) on a catalog database and an image store.
     Serve(commands::serve::Args),
+    /// Run Glance tasks (import, export) from the catalog, beside any number of others.
+    Worker(commands::worker::Args),
 }
 
 /// The example lines of a subcommand's `after_help`.
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Import(a) => commands::import::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Worker(a) => commands::worker::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@ pub mod images;
 pub mod locations;
 pub mod members;
 pub mod tags;
+pub mod tasks;
 
 use crate::domain::list::Arg;
 use sqlx::any::{AnyArguments, AnyPoolOptions};

@@ -6,5 +6,6 @@ pub mod images;
 pub mod members;
 pub mod meta;
 pub mod router;
+pub mod tasks;
 
 pub use router::router;

@@ -1,7 +1,7 @@
 //! The whole route table in one place, and the responses for what it does not route:
 //! 404 and 405 (with `Allow`) in the service's JSON error shape.
 
-use super::{images, members, meta};
+use super::{images, members, meta, tasks};
 use crate::error::{error_body, ApiError};
 use crate::state::AppState;
 use axum::extract::Request;
@@ -54,6 +54,8 @@ pub fn router(st: Arc<AppState>) -> Router {
                 .put(members::update)
                 .delete(members::delete),
         )
+        .route("/v2/tasks", get(tasks::list).post(tasks::create))
+        .route("/v2/tasks/{id}", get(tasks::show).delete(tasks::delete))
         .route("/v2/schemas/{name}", get(meta::schema))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

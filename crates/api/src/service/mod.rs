@@ -6,6 +6,7 @@ pub mod data;
 pub mod images;
 pub mod members;
 pub mod tags;
+pub mod tasks;
 
 use crate::auth::Caller;
 use crate::db;

@@ -12,3 +12,4 @@ pub mod serve;
 mod taskcli;
 pub mod unpack;
 pub mod upload;
+pub mod worker;

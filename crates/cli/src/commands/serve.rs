@@ -52,6 +52,14 @@ pub struct Args {
     /// Seconds in-flight requests may run after SIGTERM before uploads are cut.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     drain: u64,
+    /// Task workers inside the server (the single-machine default); 0 leaves tasks to
+    /// `cloudimg worker` processes.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    workers: usize,
+    /// The customers' files for tasks: a directory with one folder per project
+    /// (DIR/<project>/<container>/<object>).
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -63,14 +71,7 @@ enum AuthMode {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CLOUDIMG_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     let auth = match args.auth {
         AuthMode::Static => AuthConfig::Static(args.tokens.expect("clap requires --tokens")),
         AuthMode::Keystone => {
@@ -92,6 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         auth,
         limits,
         drain: Duration::from_secs(args.drain),
+        workers: if args.files.is_some() {
+            args.workers
+        } else {
+            0
+        },
+        files: args.files,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -103,4 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// Log lines on stderr; `CLOUDIMG_LOG` filters them (`info` by default).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLOUDIMG_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,tower_http=warn,sqlx=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
 }

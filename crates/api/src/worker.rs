@@ -1,0 +1,309 @@
+//! Task workers: claim a task under a lease, run the import or export flow on a blocking
+//! thread, heartbeat the lease with progress, and write the result only while the lease
+//! is still ours. Any number of workers on any number of machines share one catalog; they
+//! keep no state of their own.
+//!
+//! Exactly-once results from at-least-once runs: an import's image id is derived from the
+//! task id, and an export's bytes depend on the image only, so a run that takes over a
+//! task from a dead worker produces the same image or the same object; the image is
+//! registered in the catalog with a create-if-absent, and the task's end is one fenced
+//! UPDATE.
+//!
+//! The customers' files (`--files DIR`): one folder per project, `DIR/<project>/<container>/
+//! <object>`; a task reads and writes only inside its owner's folder.
+
+use crate::clock;
+use crate::db::{self, tasks::TaskRow};
+use crate::state::AppState;
+use cloudimg_pipeline::local::LocalStore;
+use cloudimg_pipeline::ObjectStore;
+use cloudimg_tasks::export::ExportOptions;
+use cloudimg_tasks::import::ImportOptions;
+use cloudimg_tasks::{Progress, Task, TaskStatus, TaskType};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How workers run.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The customers' files: a directory with one folder per project.
+    pub files: PathBuf,
+    /// Tasks run at once by this process.
+    pub concurrency: usize,
+    /// Lease length; heartbeats every third of it.
+    pub lease: Duration,
+    /// Pause between claims when no task is due.
+    pub poll: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            files: PathBuf::from("files"),
+            concurrency: 1,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// How long a finished task stays visible (Glance: 48 h).
+const TASK_TTL: Duration = Duration::from_secs(48 * 3600);
+
+/// Runs workers until `stop` fires; a task in flight is finished first.
+pub async fn run(st: Arc<AppState>, cfg: WorkerConfig, stop: CancellationToken) {
+    let mut slots = Vec::new();
+    for n in 0..cfg.concurrency.max(1) {
+        let (st, cfg, stop) = (st.clone(), cfg.clone(), stop.clone());
+        slots.push(tokio::spawn(async move {
+            let me = format!("{}:{n}", st.node);
+            while !stop.is_cancelled() {
+                match run_once(&st, &cfg, &me).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tokio::select! {
+                            _ = stop.cancelled() => {}
+                            _ = tokio::time::sleep(cfg.poll) => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "worker: the catalog does not answer; retrying");
+                        tokio::time::sleep(cfg.poll * 4).await;
+                    }
+                }
+            }
+        }));
+    }
+    for s in slots {
+        let _ = s.await;
+    }
+}
+
+/// Claims and runs one task; false when none was due.
+pub async fn run_once(
+    st: &Arc<AppState>,
+    cfg: &WorkerConfig,
+    me: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = clock::now();
+    db::tasks::reap(&st.db, &now, &clock::after(TASK_TTL)).await?;
+    let Some(row) = db::tasks::claim(&st.db, me, &clock::after(cfg.lease), &now).await? else {
+        return Ok(false);
+    };
+    tracing::info!(task = %row.id, kind = %row.task_type, attempt = row.attempts, "task claimed");
+    let progress = Arc::new(Mutex::new(("starting".to_string(), 0i64, 0i64)));
+    let lost = CancellationToken::new();
+    let beat = tokio::spawn(heartbeat(
+        st.clone(),
+        row.clone(),
+        me.to_string(),
+        cfg.lease,
+        progress.clone(),
+        lost.clone(),
+    ));
+    let (st2, cfg2, row2, p2) = (st.clone(), cfg.clone(), row.clone(), progress.clone());
+    let task = tokio::task::spawn_blocking(move || execute(&st2, &cfg2, &row2, &p2)).await;
+    beat.abort();
+    let task = match task {
+        Ok(t) => t,
+        Err(e) => {
+            let mut t = new_task(&row);
+            t.start();
+            t.fail(&cloudimg_tasks::Error::input(format!(
+                "the worker's run stopped: {e}"
+            )));
+            t
+        }
+    };
+    if task.status == TaskStatus::Success && row.task_type == "import" {
+        if let Some(id) = task.result.as_ref().and_then(|r| r["image_id"].as_str()) {
+            if let Err(e) = crate::server::adopt_one(st, id).await {
+                tracing::warn!(task = %row.id, error = %e, "import: could not register the image; the task stays processing and is retried");
+                return Ok(true);
+            }
+        }
+    }
+    let status = match task.status {
+        TaskStatus::Success => "success",
+        _ => "failure",
+    };
+    let result = task.result.as_ref().map(|r| r.to_string());
+    let done = db::tasks::finish(
+        &st.db,
+        &row.id,
+        me,
+        row.attempts,
+        status,
+        result.as_deref(),
+        &task.message,
+        &clock::now(),
+        &clock::after(TASK_TTL),
+    )
+    .await?;
+    if done {
+        tracing::info!(task = %row.id, status, "task finished");
+    } else {
+        tracing::warn!(task = %row.id, "lease lost before the end: another run owns the task; nothing written");
+    }
+    Ok(true)
+}
+
+fn new_task(row: &TaskRow) -> Task {
+    let ty = if row.task_type == "export" {
+        TaskType::Export
+    } else {
+        TaskType::Import
+    };
+    let input = serde_json::from_str(&row.input).unwrap_or(serde_json::Value::Null);
+    Task::with_id(row.id.clone(), ty, input, row.owner.clone())
+}
+
+/// Runs the flow of `row` to its end (blocking).
+fn execute(
+    st: &AppState,
+    cfg: &WorkerConfig,
+    row: &TaskRow,
+    progress: &Mutex<(String, i64, i64)>,
+) -> Task {
+    let mut task = new_task(row);
+    let report = |p: Progress| {
+        let mut g = progress.lock().unwrap_or_else(|e| e.into_inner());
+        *g = (
+            format!("{:?}", p.phase).to_lowercase(),
+            p.done as i64,
+            p.total as i64,
+        );
+    };
+    let files = match customer_files(cfg, &row.owner) {
+        Ok(f) => f,
+        Err(e) => {
+            task.start();
+            task.fail(&e);
+            return task;
+        }
+    };
+    match task.task_type {
+        TaskType::Import => {
+            let _ = cloudimg_tasks::import::run(
+                &mut task,
+                &files,
+                &st.store,
+                &ImportOptions::default(),
+                &report,
+            );
+        }
+        TaskType::Export => {
+            if let Err(e) = exportable(st, &task) {
+                task.start();
+                task.fail(&e);
+                return task;
+            }
+            let _ = cloudimg_tasks::export::run(
+                &mut task,
+                &st.store,
+                &files,
+                &ExportOptions::default(),
+                &report,
+            );
+        }
+    }
+    task
+}
+
+/// The owner's own folder of the customers' files, as a store whose containers are its
+/// subfolders.
+fn customer_files(cfg: &WorkerConfig, owner: &str) -> cloudimg_tasks::Result<Arc<dyn ObjectStore>> {
+    if owner.is_empty() || owner.contains('/') || owner.starts_with('.') {
+        return Err(cloudimg_tasks::Error::input(format!(
+            "project id '{owner}' cannot name a folder"
+        )));
+    }
+    let dir = cfg.files.join(owner);
+    LocalStore::new(dir)
+        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        .map_err(|e| cloudimg_tasks::Error::input(format!("the customer's files: {e}")))
+}
+
+/// The catalog's rules for exports: the owner's own, private image with a package (a
+/// consumer of a shared image cannot export it; sharing makes an image non-exportable).
+fn exportable(st: &AppState, task: &Task) -> cloudimg_tasks::Result<()> {
+    let input = cloudimg_tasks::ExportInput::parse(&task.input)?;
+    let id = input.image_uuid.to_string();
+    let handle = tokio::runtime::Handle::current();
+    let (img, loc) = handle
+        .block_on(async {
+            let img = db::images::get(&st.db, &id).await?;
+            let loc = db::locations::get(&st.db, &id).await?;
+            Ok::<_, sqlx::Error>((img, loc))
+        })
+        .map_err(|e| cloudimg_tasks::Error::input(format!("the catalog: {e}")))?;
+    let forbid = |why: String| {
+        cloudimg_tasks::Error::new(
+            cloudimg_tasks::ErrorKind::Forbidden,
+            "export",
+            id.clone(),
+            why,
+        )
+    };
+    let img = match img {
+        Some(i)
+            if i.owner == task.owner || i.visibility == "shared" || i.visibility == "public" =>
+        {
+            i
+        }
+        _ => return Err(forbid("no such image in your account".into())),
+    };
+    if img.owner != task.owner {
+        return Err(forbid(format!(
+            "image belongs to {}; only its owner can export it",
+            img.owner
+        )));
+    }
+    if img.visibility != "private" {
+        return Err(forbid(format!(
+            "{} images cannot be exported",
+            img.visibility
+        )));
+    }
+    match loc {
+        Some(l) if l.kind == "package" => Ok(()),
+        _ => Err(forbid(
+            "the image has no imported package to export (export takes images made by import)"
+                .into(),
+        )),
+    }
+}
+
+async fn heartbeat(
+    st: Arc<AppState>,
+    row: TaskRow,
+    me: String,
+    lease: Duration,
+    progress: Arc<Mutex<(String, i64, i64)>>,
+    lost: CancellationToken,
+) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let p = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match db::tasks::heartbeat(
+            &st.db,
+            &row.id,
+            &me,
+            row.attempts,
+            &clock::after(lease),
+            (&p.0, p.1, p.2),
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(task = %row.id, "lease lost");
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(task = %row.id, error = %e, "heartbeat failed"),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! `cloudimg worker`: runs Glance tasks (import, export) from the catalog, any number of
+//! them on any number of machines sharing one database and one image store.
+
+use cloudimg_api::worker::WorkerConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+  cloudimg worker --db postgres://cloudimg@db/cloudimg --store swift://images --files /srv/files --concurrency 2\n  \
+  cloudimg worker --db sqlite:demo-out/catalog.db --store demo-out/store --files demo-out/files")]
+pub struct Args {
+    /// Catalog database: sqlite:PATH or postgres://USER@HOST/DB.
+    #[arg(long, value_name = "URL")]
+    db: String,
+    /// Image store: a directory, swift://container[/prefix] or s3://bucket[/prefix].
+    #[arg(long, value_name = "URL")]
+    store: String,
+    /// The customers' files: a directory with one folder per project.
+    #[arg(long, value_name = "DIR")]
+    files: PathBuf,
+    /// Tasks run at once.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    concurrency: usize,
+    /// Lease length in seconds (heartbeats every third of it; a dead worker's task is
+    /// taken over after it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    lease: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::serve::init_logging();
+    let cfg = WorkerConfig {
+        files: args.files,
+        concurrency: args.concurrency.max(1),
+        lease: Duration::from_secs(args.lease.max(3)),
+        ..WorkerConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match rt.block_on(cloudimg_api::server::worker_main(
+        &args.db,
+        &args.store,
+        cfg,
+    )) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("cloudimg worker: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
