@@ -2,7 +2,9 @@
 # The main job on the embedded default (a local-directory image store under demo-out/):
 # build cloudimg, import shipped VHDs as Glance import tasks, add the shipped 3-layer
 # chain as a XenServer package, export images as Cloud Images DLOs, and show that the
-# exported disks hold the same bytes as what went in.
+# exported disks hold the same bytes as what went in. Then serve the same store through
+# the Cloud Images v2 API (`cloudimg serve`: SQLite catalog, static tokens), list the
+# images with curl (and `openstack image list` when installed), and stop the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,3 +80,45 @@ if command -v qemu-img >/dev/null; then
 fi
 echo
 echo "(file checksums differ by design: import and export rewrite the VHD; the disks are equal)"
+
+say "7. the Cloud Images v2 API on the embedded default: cloudimg serve (SQLite catalog and static tokens under $out, the same store)"
+owner=$(field owner < "$out/work/chain-record.json")
+token=demo-token
+printf '{"%s": {"project_id": "%s", "roles": ["cloudImages:admin"]}}\n' "$token" "$owner" > "$out/tokens.json"
+# Port 0: the system picks a free port; the server logs the address it listens on.
+"$bin" serve --db "sqlite:$out/catalog.db" --store "$store" --auth static --tokens "$out/tokens.json" \
+    --listen 127.0.0.1:0 > "$out/work/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+addr=""
+for _ in $(seq 1 300); do
+    addr=$(sed 's/\x1b\[[0-9;]*m//g' "$out/work/serve.log" | sed -n 's/.*listening.*addr=\(127\.0\.0\.1:[0-9]*\).*/\1/p' | head -n1)
+    [ -n "$addr" ] && break
+    kill -0 "$serve_pid" 2>/dev/null || { cat "$out/work/serve.log"; echo "cloudimg serve exited"; exit 2; }
+    sleep 0.1
+done
+[ -n "$addr" ] || { cat "$out/work/serve.log"; echo "cloudimg serve did not start"; exit 2; }
+api="http://$addr"
+echo "listening on $api (log: $out/work/serve.log); token $token for project $owner"
+echo "\$ curl -H 'X-Auth-Token: $token' $api/v2/images"
+curl -sSf -H "X-Auth-Token: $token" "$api/v2/images" > "$out/work/api-images.json"
+# One line per image: id, name, status, size (the JSON is one line; split it on image objects).
+sed 's/},{/}\n{/g' "$out/work/api-images.json" | while IFS= read -r img || [ -n "$img" ]; do
+    printf '  %s  %-14s %-7s %s bytes\n' \
+        "$(printf '%s' "$img" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')" \
+        "$(printf '%s' "$img" | sed -n 's/.*"name":"\([^"]*\)".*/\1/p')" \
+        "$(printf '%s' "$img" | sed -n 's/.*"status":"\([^"]*\)".*/\1/p')" \
+        "$(printf '%s' "$img" | sed -n 's/.*"size":\([0-9]*\).*/\1/p')"
+done
+for id in "$dyn_id" "$chain_id"; do
+    grep -q "\"id\":\"$id\"" "$out/work/api-images.json" || { echo "image $id (imported and exported) is missing from the API's list"; exit 1; }
+done
+echo "the imported and exported images $dyn_id and $chain_id are in the API's list"
+if command -v openstack >/dev/null; then
+    echo "\$ openstack --os-auth-type admin_token --os-endpoint $api/v2 --os-token $token image list"
+    HOME="$PWD/$out/work" openstack --os-auth-type admin_token --os-endpoint "$api/v2" --os-token "$token" image list
+fi
+kill "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
+echo "cloudimg serve stopped"
