@@ -14,7 +14,8 @@
 //!
 //! What differs per large-object kind lives in [`swiftlo`] (Swift DLO/SLO: segments as
 //! objects in a container) and [`multipart`] (S3: parts of an upload id); a single
-//! object is one PUT ([`single`]). The input side is [`input`].
+//! object is one PUT ([`single`]). The input side is [`input`]; the settings and the
+//! summary every stage shares are in [`options`].
 //!
 //! Memory: a stream is read in order into pooled segment buffers shared (never copied) by
 //! the digest threads and the worker that sends it, so at most `(jobs + 1) x
