@@ -87,6 +87,8 @@ impl Served {
                     auth,
                     limits: Limits::default(),
                     drain: Duration::from_secs(1),
+                    workers: 0,
+                    files: None,
                 };
                 let st = build_state(&cfg).await.expect("cloudimg serve start-up");
                 let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
