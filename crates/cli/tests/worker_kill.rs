@@ -1,0 +1,150 @@
+//! `cloudimg worker` processes killed with SIGKILL mid-task: another worker takes the task
+//! over when the lease expires and finishes it; the image exists once, the store holds
+//! one package and no debris. Real processes, a real SQLite catalog file.
+
+use cloudimg_api::db::tasks::{self, TaskRow};
+use cloudimg_api::db::Db;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn worker(bin: &str, dir: &Path) -> Child {
+    Command::new(bin)
+        .args(["worker", "--db"])
+        .arg(format!("sqlite:{}", dir.join("catalog.db").display()))
+        .arg("--store")
+        .arg(dir.join("store"))
+        .arg("--files")
+        .arg(dir.join("files"))
+        .args(["--lease", "3"])
+        .env("CLOUDIMG_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A 96 MiB dynamic VHD of mixed data, made by qemu-img from a raw file.
+fn big_vhd(dir: &Path) -> std::path::PathBuf {
+    let raw = dir.join("disk.raw");
+    let mut data = vec![0u8; 96 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for (i, chunk) in data.chunks_mut(4096).enumerate() {
+        if i % 3 != 2 {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = if i % 3 == 0 {
+                    (x >> 56) as u8
+                } else {
+                    b"abcdefgh "[(x % 9) as usize]
+                };
+            }
+        }
+    }
+    std::fs::write(&raw, &data).unwrap();
+    let out = dir.join("files/proj-a/uploads/big.vhd");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let st = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "vpc"])
+        .arg(&raw)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(raw).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_task_is_taken_over_and_finished_once() {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_cloudimg");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    big_vhd(dir);
+    let db = Db::connect(&format!("sqlite:{}", dir.join("catalog.db").display()))
+        .await
+        .unwrap();
+    let now = cloudimg_api::clock::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let row = TaskRow {
+        id: id.clone(),
+        task_type: "import".into(),
+        status: "pending".into(),
+        owner: "proj-a".into(),
+        input: r#"{"import_from":"uploads/big.vhd","import_from_format":"vhd","image_properties":{"name":"big"}}"#.into(),
+        result: None,
+        message: String::new(),
+        created_at: now.clone(),
+        updated_at: now,
+        expires_at: None,
+        attempts: 0,
+        max_attempts: 3,
+        phase: None,
+        bytes_done: 0,
+        bytes_total: 0,
+    };
+    tasks::insert(&db, &row).await.unwrap();
+    // The first worker starts the import; kill it once it has reported progress.
+    let mut first = worker(bin, dir);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut killed_mid_run = false;
+    loop {
+        let t = tasks::get(&db, &id).await.unwrap().unwrap();
+        if t.status == "processing" && t.bytes_done > 0 {
+            first.kill().unwrap(); // SIGKILL
+            first.wait().unwrap();
+            killed_mid_run = tasks::get(&db, &id).await.unwrap().unwrap().status == "processing";
+            break;
+        }
+        if t.status == "success" || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(
+        killed_mid_run,
+        "the worker was killed while the task was processing"
+    );
+    // A second worker takes the task over after the 3 s lease and finishes it.
+    let mut second = worker(bin, dir);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let t = loop {
+        let t = tasks::get(&db, &id).await.unwrap().unwrap();
+        if t.status == "success" || t.status == "failure" || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(t.status, "success", "{}", t.message);
+    assert_eq!(t.attempts, 2, "taken over once");
+    let result: serde_json::Value = serde_json::from_str(t.result.as_deref().unwrap()).unwrap();
+    let image = result["image_id"].as_str().unwrap();
+    let img = cloudimg_api::db::images::get(&db, image)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(img.status, "active");
+    assert_eq!(
+        cloudimg_api::db::images::count(&db).await.unwrap(),
+        1,
+        "one image"
+    );
+    // The store holds that image's package and record, and nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("store/images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    assert!(names.iter().all(|n| n.starts_with(image)), "{names:?}");
+    assert!(names.contains(&format!("{image}.json")), "{names:?}");
+}
