@@ -46,7 +46,17 @@ if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
 fi
 
 mkdir -p "$dir"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$dir" && chmod 700 "$dir"
+if [ "$(id -u)" -eq 0 ]; then
+    # The postgres user must reach the data directory: a checkout under a private folder
+    # (/root/...) is not reachable, so the cluster goes to /tmp instead.
+    if ! runuser -u postgres -- test -x "$(dirname "$dir")"; then
+        rmdir "$dir" 2>/dev/null || true
+        dir="/tmp/cloudimg-pg-$port"
+        say "the checkout is not reachable by the postgres user; data in $dir"
+        mkdir -p "$dir"
+    fi
+    chown postgres: "$dir" && chmod 700 "$dir"
+fi
 if [ ! -f "$dir/PG_VERSION" ]; then
     as_pg "$bin/initdb" -D "$dir" -A trust -U cloudimg -E UTF8 --locale=C >"$dir.initdb.log" 2>&1 || {
         cat "$dir.initdb.log" >&2
