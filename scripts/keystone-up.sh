@@ -108,6 +108,10 @@ KS_USERNAME=$user
 KS_PASSWORD=$password
 KS_PROJECT_NAME=$project
 KS_SWIFT_URL=$swift_url
+# Keystone's admin (role admin): the Cloud Images API tests' service identity and caller.
+KS_ADMIN_USERNAME=admin
+KS_ADMIN_PASSWORD=$admin_pw
+KS_ADMIN_PROJECT_NAME=admin
 EOF
     } >"$tmp"
     mv "$tmp" "$envfile"
