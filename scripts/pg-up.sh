@@ -39,7 +39,17 @@ write_env() {
     printf 'CLOUDIMG_PG_URL=%s\n' "$url" >"$envfile"
 }
 
+# Databases the API tests made (t_<uuid>) in an earlier run: dropped at each start.
+drop_test_dbs() {
+    as_pg "$bin/psql" -q -h 127.0.0.1 -p "$port" -U cloudimg -d postgres -tAc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'" 2>/dev/null |
+        while read -r db; do
+            [ -n "$db" ] && as_pg "$bin/dropdb" -h 127.0.0.1 -p "$port" -U cloudimg --if-exists "$db" || true
+        done
+}
+
 if "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+    drop_test_dbs
     write_env
     say "PostgreSQL already answers at 127.0.0.1:$port"
     exit 0
