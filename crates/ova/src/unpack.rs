@@ -210,7 +210,8 @@ fn extract(
             .write(true)
             .create_new(true)
             .open(&temp)
-            .map_err(|e| Error::io("create temporary file", e).path(&temp))?;
+            // Named by the folder the caller gave: the temporary name is ours.
+            .map_err(|e| Error::io("create temporary file", e).path(dir))?;
         created.temps.push(temp.clone());
         let mut sniff = file_name.ends_with(".vhd").then(Sniffer::new);
         let mut sha = (layout == Layout::Ova).then(Sha256::new);
@@ -243,7 +244,7 @@ fn extract(
             if let Some(t) = &mut text {
                 t.extend_from_slice(piece);
             }
-            write_all(&mut file, piece, &temp)?;
+            write_all(&mut file, piece).map_err(|e| e.member(shown.clone()).path(dir))?;
         }
         drop(file);
         pending.push(Pending {
@@ -342,9 +343,9 @@ pub(crate) fn admit(
     Ok(Some(file_name))
 }
 
-fn write_all(file: &mut File, data: &[u8], path: &Path) -> Result<()> {
+fn write_all(file: &mut File, data: &[u8]) -> Result<()> {
     file.write_all(data)
-        .map_err(|e| Error::io("write unpacked file", e).path(path))
+        .map_err(|e| Error::io("write unpacked file", e))
 }
 
 type Checked = (Option<Vec<ChainMember>>, Option<crate::ovf::OvaInfo>);
