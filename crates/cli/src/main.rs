@@ -8,6 +8,7 @@ mod exit;
 mod output;
 mod progress;
 mod render;
+mod sink;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -1,10 +1,11 @@
 //! The line a user reads when a subcommand fails, for each subcommand's common
-//! failures (missing input, missing output folder, wrong format, bad URL, refused
-//! connection): said once, naming the path the user gave, with the exit code
+//! failures (missing input, unreadable input, missing output folder, full disk,
+//! wrong format, bad URL, refused connection): said once, naming the path the user gave, with the exit code
 //! that says whose problem it is (1 the data, 2 usage or environment).
 
 use cloudimg_fixtures::env::require_tool;
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudimg");
@@ -17,7 +18,26 @@ struct Run {
 }
 
 fn cloudimg(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(BIN);
+    cloudimg_as(As::Caller, dir, args, env)
+}
+
+/// Who runs the binary: the test's own user, or (when the test runs as root, whom
+/// mode bits do not stop) the unprivileged `nobody`, so a permission check is real.
+#[derive(Clone, Copy)]
+enum As {
+    Caller,
+    Nobody,
+}
+
+fn cloudimg_as(who: As, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = match who {
+        As::Caller => Command::new(BIN),
+        As::Nobody => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c
+        }
+    };
     c.args(args).current_dir(dir);
     // Nothing from the caller's environment may point the binary at real services.
     for k in [
@@ -42,7 +62,18 @@ fn cloudimg(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Runs `args` in `dir` and asserts the one stderr line and the exit code; the line
 /// never says one clause twice in a row.
 fn fails(dir: &Path, args: &[&str], env: &[(&str, &str)], line: &str, code: i32) -> Run {
-    let r = cloudimg(dir, args, env);
+    fails_as(As::Caller, dir, args, env, line, code)
+}
+
+fn fails_as(
+    who: As,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    line: &str,
+    code: i32,
+) -> Run {
+    let r = cloudimg_as(who, dir, args, env);
     assert_eq!(r.stderr.trim_end(), line, "cloudimg {args:?}");
     assert_eq!(r.code, code, "cloudimg {args:?}: {}", r.stderr);
     let clauses: Vec<&str> = line.split(": ").collect();
@@ -261,4 +292,168 @@ fn object_store_commands() {
          Connection refused (os error 111)",
         2,
     );
+}
+
+/// True when the tests run as root (CI does), whom file modes do not stop.
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+#[test]
+fn unreadable_input() {
+    let t = setup();
+    let d = t.path();
+    let who = if is_root() {
+        if !require_tool("setpriv") {
+            return;
+        }
+        // nobody must reach the folder to be refused the file in it.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        As::Nobody
+    } else {
+        As::Caller
+    };
+    std::fs::set_permissions(d.join("r.vhd"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let denied = "Permission denied (os error 13)";
+    fails_as(
+        who,
+        d,
+        &["info", "r.vhd"],
+        &[],
+        &format!("cloudimg: r.vhd: open: {denied}"),
+        2,
+    );
+    let r = cloudimg_as(who, d, &["check", "r.vhd"], &[]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stdout.lines().next().unwrap_or_default(),
+        format!("r.vhd: error: file: open: {denied} [io]"),
+        "{}",
+        r.stderr
+    );
+    fails_as(
+        who,
+        d,
+        &["convert", "-O", "raw", "r.vhd", "o.raw"],
+        &[],
+        &format!("cloudimg: r.vhd: open input: {denied}"),
+        2,
+    );
+    fails_as(
+        who,
+        d,
+        &["pack", "o.tgz", "r.vhd"],
+        &[],
+        &format!("cloudimg: r.vhd: open VHD: {denied}"),
+        2,
+    );
+    fails_as(
+        who,
+        d,
+        &["upload", "r.vhd", "c/x.vhd"],
+        &[],
+        &format!("cloudimg: r.vhd: open: {denied}"),
+        2,
+    );
+    let mut left: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["r.vhd"], "a refused command left output behind");
+}
+
+/// A 1 MiB tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts it at `at`, or says why it cannot (not root, no mount rights).
+    fn mount(at: &Path) -> Result<Tmpfs, String> {
+        std::fs::create_dir(at).unwrap();
+        if !is_root() {
+            return Err("not root".into());
+        }
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+
+    /// What is in it: nothing, after a failed command.
+    fn entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Bytes gzip cannot shrink, so every output made of them outgrows the tmpfs.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn disk_full() {
+    let t = setup();
+    let d = t.path();
+    std::fs::write(d.join("d.raw"), noise(2 << 20)).unwrap();
+    for args in [
+        &["convert", "-O", "vpc", "d.raw", "d.vhd"][..],
+        &["pack", "d.tgz", "d.vhd"],
+    ] {
+        let r = cloudimg(d, args, &[]);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    }
+    let full = match Tmpfs::mount(&d.join("full")) {
+        Ok(m) => m,
+        Err(why) => {
+            let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+            assert!(!ci, "CI runs as root and must mount a tmpfs: {why}");
+            eprintln!("skip: cannot mount a tmpfs: {why}");
+            return;
+        }
+    };
+    let nospc = "No space left on device (os error 28)";
+    for (args, line) in [
+        (
+            &["convert", "-O", "raw", "d.vhd", "full/o.raw"][..],
+            format!("cloudimg: full/o.raw: at offset 0x0: write output: {nospc}"),
+        ),
+        (
+            &["pack", "full/o.tgz", "d.vhd"],
+            format!("cloudimg: full/o.tgz: write: {nospc}"),
+        ),
+        (
+            &["download", "d.vhd", "full/x.vhd"],
+            format!("cloudimg: full/x.vhd: write: {nospc}"),
+        ),
+        (
+            &["unpack", "d.tgz", "full/u"],
+            format!("cloudimg: full/u: member \"0.vhd\": write unpacked file: {nospc}"),
+        ),
+    ] {
+        fails(d, args, &[], &line, 2);
+        assert_eq!(full.entries(), Vec::<String>::new(), "{args:?} left files");
+    }
 }

@@ -6,6 +6,7 @@
 
 use crate::output::{print_json, OutputFormat};
 use crate::progress;
+use crate::sink::{Failure, Watched};
 use anyhow::{bail, Context};
 use cloudimg_ova::gzip::{GzOptions, DEFAULT_LEVEL};
 use cloudimg_ova::ovf::{pack_ova, OvaDisk, VmSpec};
@@ -131,8 +132,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let file =
             File::create(&temp).with_context(|| format!("{}: create", args.out.display()))?;
         let mut guard = RemoveOnDrop(Some(temp.clone()));
-        let out = io::BufWriter::with_capacity(1 << 20, file);
-        let report = write_package(&args, &sources, out, &opts, &bar)?;
+        let failure = Failure::default();
+        let out = io::BufWriter::with_capacity(1 << 20, Watched(file, failure.clone()));
+        let report = write_package(&args, &sources, out, &opts, &bar)
+            .map_err(|e| failure.explain(&args.out, e))?;
         std::fs::rename(&temp, &args.out)
             .with_context(|| format!("{}: rename into place", args.out.display()))?;
         guard.0 = None;
