@@ -1,10 +1,33 @@
-//! An output file writer that remembers why it failed, so a failed write (a full
-//! disk) is reported against the path the user gave rather than as the step of
-//! the library that happened to be writing (`finish gzip stream: ...`).
+//! Local file errors said against the path the user gave: an output writer that
+//! remembers why it failed, so a full disk is not reported as the library step
+//! that happened to be writing (`finish gzip stream: ...`), and the pipeline's
+//! `download output` / `upload input` errors renamed to the file.
 
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// A pipeline I/O error on the local side (`op` on `side`, e.g. `download output
+/// (segment 3)`) said as `PATH: VERB: cause`, with the path the user gave; any
+/// other error is returned as it is.
+pub fn at_path(err: anyhow::Error, op: &str, side: &str, path: &Path, verb: &str) -> anyhow::Error {
+    let Some(e) = err.downcast_ref::<cloudimg_pipeline::Error>() else {
+        return err;
+    };
+    if e.op() != op || e.target() != side {
+        return err;
+    }
+    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<io::Error>()) {
+        Some(io) => {
+            let io = match io.raw_os_error() {
+                Some(c) => io::Error::from_raw_os_error(c),
+                None => io::Error::new(io.kind(), io.to_string()),
+            };
+            anyhow::Error::new(io).context(format!("{}: {verb}", path.display()))
+        }
+        None => err,
+    }
+}
 
 /// What is kept of an `io::Error` (which is not `Clone`): enough to say it again.
 type Seen = (io::ErrorKind, Option<i32>, String);

@@ -356,12 +356,35 @@ fn unreadable_input() {
         &format!("cloudimg: r.vhd: open: {denied}"),
         2,
     );
+    // A folder where a file is expected is refused to root too.
+    std::fs::create_dir(d.join("dir.vhd")).unwrap();
+    let isdir = "Is a directory (os error 21)";
+    for (args, line) in [
+        (
+            &["convert", "-O", "raw", "dir.vhd", "o.raw"][..],
+            format!("cloudimg: dir.vhd: open input: {isdir}"),
+        ),
+        (
+            &["pack", "o.tgz", "dir.vhd"],
+            format!("cloudimg: dir.vhd: read VHD head: {isdir}"),
+        ),
+        (
+            &["upload", "dir.vhd", "c/x.vhd"],
+            format!("cloudimg: dir.vhd: read: {isdir}"),
+        ),
+    ] {
+        fails(d, args, &[], &line, 2);
+    }
     let mut left: Vec<String> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["r.vhd"], "a refused command left output behind");
+    assert_eq!(
+        left,
+        ["dir.vhd", "r.vhd"],
+        "a refused command left output behind"
+    );
 }
 
 /// A 1 MiB tmpfs, unmounted when dropped.

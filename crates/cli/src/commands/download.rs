@@ -92,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: create", target.display()))?;
         // Workers write their segments at their offsets: no reordering, no extra copy.
         let s = expect(download_to_file(&*store, &path, &f, &opts))
-            .map_err(|e| output_failure(target, e));
+            .map_err(|e| crate::sink::at_path(e, "download", "output", target, "write"));
         // Positional writes report their errors themselves: nothing is buffered here.
         drop(f);
         match &s {
@@ -132,25 +132,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A failed write to the output file (a full disk) named by the path the user
-/// gave, not as the library's `download output (segment N)`.
-fn output_failure(target: &std::path::Path, err: anyhow::Error) -> anyhow::Error {
-    let Some(e) = err.downcast_ref::<cloudimg_pipeline::Error>() else {
-        return err;
-    };
-    if e.op() != "download" || e.target() != "output" {
-        return err;
-    }
-    match std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
-        Some(io) => {
-            let io = match io.raw_os_error() {
-                Some(c) => std::io::Error::from_raw_os_error(c),
-                None => std::io::Error::new(io.kind(), io.to_string()),
-            };
-            anyhow::Error::new(io).context(format!("{}: write", target.display()))
-        }
-        None => err,
-    }
 }

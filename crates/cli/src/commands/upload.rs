@@ -105,6 +105,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let f = std::fs::File::open(&args.input)
             .with_context(|| format!("{}: open", args.input.display()))?;
         let md = f.metadata()?;
+        // A folder opens but cannot be read: say so (the system's words) before
+        // any container is made.
+        #[cfg(unix)]
+        if md.is_dir() {
+            std::os::unix::fs::FileExt::read_at(&f, &mut [0u8; 1], 0)
+                .with_context(|| format!("{}: read", args.input.display()))?;
+        }
         let mtime = md
             .modified()
             .ok()
@@ -143,7 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let summary = upload(&*store, &path, source, &opts);
     bar.finish_and_clear();
-    let summary = summary?;
+    let summary = summary.map_err(|e| match args.input.as_os_str() == "-" {
+        true => e.into(),
+        false => crate::sink::at_path(e.into(), "upload", "input", &args.input, "read"),
+    })?;
     match args.output {
         OutputFormat::Json => print_json(&summary)?,
         OutputFormat::Human => {
