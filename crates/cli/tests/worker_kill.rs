@@ -1,4 +1,4 @@
-//! `cloudimg worker` processes killed with SIGKILL mid-task: another worker takes the task
+//! `cloudimg worker` processes killed with SIGKILL mid-task (100 ms into an import): another worker takes the task
 //! over when the lease expires and finishes it; the image exists once, the store holds
 //! one package and no debris. Real processes, a real SQLite catalog file.
 
@@ -95,7 +95,10 @@ async fn killed_worker_task_is_taken_over_and_finished_once() {
     let mut killed_mid_run = false;
     loop {
         let t = tasks::get(&db, &id).await.unwrap().unwrap();
-        if t.status == "processing" && t.bytes_done > 0 {
+        // Mid-run: claimed, and 100 ms into the import (which takes seconds here). The
+        // first heartbeat comes a third of a lease later, so progress is not awaited.
+        if t.status == "processing" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             first.kill().unwrap(); // SIGKILL
             first.wait().unwrap();
             killed_mid_run = tasks::get(&db, &id).await.unwrap().unwrap().status == "processing";
