@@ -2,7 +2,6 @@
 //! reaper, adoption of images imported by the CLI), the listener, and a graceful stop.
 
 use crate::auth::{keystone, static_tokens::StaticTokens, Authenticator};
-use crate::clock;
 use crate::db::{self, locations::Location, Db};
 use crate::domain::image::Image;
 use crate::service;
@@ -207,7 +206,6 @@ async fn reaper(st: Arc<AppState>) {
         if let Err(e) = service::data::reap(&st).await {
             tracing::warn!(error = %e, "upload reaper");
         }
-        let _ = clock::now();
     }
 }
 

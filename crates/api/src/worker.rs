@@ -94,14 +94,12 @@ pub async fn run_once(
     };
     tracing::info!(task = %row.id, kind = %row.task_type, attempt = row.attempts, "task claimed");
     let progress = Arc::new(Mutex::new(("starting".to_string(), 0i64, 0i64)));
-    let lost = CancellationToken::new();
     let beat = tokio::spawn(heartbeat(
         st.clone(),
         row.clone(),
         me.to_string(),
         cfg.lease,
         progress.clone(),
-        lost.clone(),
     ));
     let (st2, cfg2, row2, p2) = (st.clone(), cfg.clone(), row.clone(), progress.clone());
     let task = tokio::task::spawn_blocking(move || execute(&st2, &cfg2, &row2, &p2)).await;
@@ -282,7 +280,6 @@ async fn heartbeat(
     me: String,
     lease: Duration,
     progress: Arc<Mutex<(String, i64, i64)>>,
-    lost: CancellationToken,
 ) {
     loop {
         tokio::time::sleep(lease / 3).await;
@@ -299,8 +296,8 @@ async fn heartbeat(
         {
             Ok(true) => {}
             Ok(false) => {
+                // The run goes on to its end; its fenced result will be refused.
                 tracing::warn!(task = %row.id, "lease lost");
-                lost.cancel();
                 return;
             }
             Err(e) => tracing::warn!(task = %row.id, error = %e, "heartbeat failed"),

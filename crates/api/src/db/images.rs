@@ -39,36 +39,46 @@ fn from_row(r: &AnyRow) -> Result<Image, sqlx::Error> {
     })
 }
 
+/// Binds the core columns in the order both `insert` and `update` name them: name, owner,
+/// status, visibility, protected, os_hidden, disk_format, container_format, size,
+/// virtual_size, checksum, os_hash_algo, os_hash_value, min_disk, min_ram.
+fn bind_core<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    img: &'q Image,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&img.name)
+        .bind(&img.owner)
+        .bind(&img.status)
+        .bind(&img.visibility)
+        .bind(img.protected as i64)
+        .bind(img.os_hidden as i64)
+        .bind(&img.disk_format)
+        .bind(&img.container_format)
+        .bind(img.size)
+        .bind(img.virtual_size)
+        .bind(&img.checksum)
+        .bind(&img.os_hash_algo)
+        .bind(&img.os_hash_value)
+        .bind(img.min_disk)
+        .bind(img.min_ram)
+}
+
 /// Inserts a new image with its properties and tags (409 if the id exists).
 pub async fn insert(db: &Db, img: &Image) -> Result<(), sqlx::Error> {
     let mut tx = db.pool().begin().await?;
-    sqlx::query(
+    let q = sqlx::query(
         "INSERT INTO images (id, name, owner, status, visibility, protected, os_hidden, \
          disk_format, container_format, size, virtual_size, checksum, os_hash_algo, \
          os_hash_value, min_disk, min_ram, created_at, updated_at, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
-    .bind(&img.id)
-    .bind(&img.name)
-    .bind(&img.owner)
-    .bind(&img.status)
-    .bind(&img.visibility)
-    .bind(img.protected as i64)
-    .bind(img.os_hidden as i64)
-    .bind(&img.disk_format)
-    .bind(&img.container_format)
-    .bind(img.size)
-    .bind(img.virtual_size)
-    .bind(&img.checksum)
-    .bind(&img.os_hash_algo)
-    .bind(&img.os_hash_value)
-    .bind(img.min_disk)
-    .bind(img.min_ram)
-    .bind(&img.created_at)
-    .bind(&img.updated_at)
-    .bind(img.version)
-    .execute(&mut *tx)
-    .await?;
+    .bind(&img.id);
+    bind_core(q, img)
+        .bind(&img.created_at)
+        .bind(&img.updated_at)
+        .bind(img.version)
+        .execute(&mut *tx)
+        .await?;
     write_extras(&mut tx, img).await?;
     tx.commit().await
 }
@@ -154,32 +164,18 @@ async fn load_extras(db: &Db, imgs: &mut [Image]) -> Result<(), sqlx::Error> {
 pub async fn update(db: &Db, img: &Image) -> Result<bool, sqlx::Error> {
     let mut tx = db.pool().begin().await?;
     // The fenced UPDATE goes first: on SQLite it takes the write lock before any read.
-    let done = sqlx::query(
+    let q = sqlx::query(
         "UPDATE images SET name = $1, owner = $2, status = $3, visibility = $4, protected = $5, \
          os_hidden = $6, disk_format = $7, container_format = $8, size = $9, virtual_size = $10, \
          checksum = $11, os_hash_algo = $12, os_hash_value = $13, min_disk = $14, min_ram = $15, \
          updated_at = $16, version = version + 1 WHERE id = $17 AND version = $18",
-    )
-    .bind(&img.name)
-    .bind(&img.owner)
-    .bind(&img.status)
-    .bind(&img.visibility)
-    .bind(img.protected as i64)
-    .bind(img.os_hidden as i64)
-    .bind(&img.disk_format)
-    .bind(&img.container_format)
-    .bind(img.size)
-    .bind(img.virtual_size)
-    .bind(&img.checksum)
-    .bind(&img.os_hash_algo)
-    .bind(&img.os_hash_value)
-    .bind(img.min_disk)
-    .bind(img.min_ram)
-    .bind(&img.updated_at)
-    .bind(&img.id)
-    .bind(img.version)
-    .execute(&mut *tx)
-    .await?;
+    );
+    let done = bind_core(q, img)
+        .bind(&img.updated_at)
+        .bind(&img.id)
+        .bind(img.version)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() == 0 {
         tx.rollback().await?;
         return Ok(false);

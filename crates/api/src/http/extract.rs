@@ -34,18 +34,7 @@ impl FromRequest<Arc<AppState>> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, st: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let ctype = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| {
-                s.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
-        if let Some(t) = ctype.as_deref() {
+        if let Some(t) = media_type(req.headers()).as_deref() {
             if t != "application/json" && !t.is_empty() {
                 return Err(ApiError::UnsupportedMediaType {
                     message: format!("The body must be application/json, not '{t}'"),
@@ -56,6 +45,20 @@ impl FromRequest<Arc<AppState>> for JsonBody {
         let bytes = read_capped(req, st.limits.max_json_body).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// The request's media type, lower case without parameters (`None` without Content-Type).
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// The body of `req`, refused with 413 beyond `max` bytes (checked on Content-Length and

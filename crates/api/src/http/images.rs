@@ -1,6 +1,6 @@
 //! Routes of `/v2/images`, `/v2/images/{id}`, its actions, tags and data.
 
-use super::extract::{parse_json, read_capped, JsonBody};
+use super::extract::{media_type, parse_json, read_capped, JsonBody};
 use crate::auth::Caller;
 use crate::domain::patch;
 use crate::error::{ApiError, ApiResult};
@@ -62,18 +62,7 @@ pub async fn update(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let ctype = media_type(req.headers()).unwrap_or_default();
     let v20 = match ctype.as_str() {
         patch::MEDIA_TYPE_21 => false,
         patch::MEDIA_TYPE_20 => true,

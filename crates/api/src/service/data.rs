@@ -466,7 +466,6 @@ pub async fn download(
     let store = st.store.object_store().clone();
     let path = ObjectPath::new(&loc.container, &loc.object);
     let err_tx = tx.clone();
-    let whole = range.is_none();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
             tx,
@@ -529,7 +528,6 @@ pub async fn download(
             }
         }
     }
-    let _ = whole;
     Ok(resp)
 }
 
