@@ -118,39 +118,66 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Image>, sqlx::Error> {
     Ok(imgs.pop())
 }
 
-/// Fills properties and tags of `imgs` with two queries.
+/// The image `id` with its properties and tags, and the membership status of `project`
+/// in it (None when it is not a member), read in one round trip for the image and one for
+/// its properties and tags: the show path runs this on every `GET /v2/images/{id}`.
+pub async fn get_as(
+    db: &Db,
+    id: &str,
+    project: &str,
+) -> Result<Option<(Image, Option<String>)>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, (SELECT m.status FROM image_members m \
+         WHERE m.image_id = i.id AND m.member = $2) AS member_status \
+         FROM images i WHERE i.id = $1"
+    ))
+    .bind(id)
+    .bind(project)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: Option<String> = row.try_get("member_status")?;
+    let mut imgs = vec![from_row(&row)?];
+    load_extras(db, &mut imgs).await?;
+    Ok(imgs.pop().map(|i| (i, status)))
+}
+
+/// Fills properties and tags of `imgs` with one query (a UNION of both tables: each
+/// query is a round trip to the connection's thread, which costs more than the rows).
 async fn load_extras(db: &Db, imgs: &mut [Image]) -> Result<(), sqlx::Error> {
     if imgs.is_empty() {
         return Ok(());
     }
     let ids: Vec<Arg> = imgs.iter().map(|i| Arg::Text(i.id.clone())).collect();
-    let pos: HashMap<String, usize> = imgs
+    let pos: HashMap<&str, usize> = imgs
         .iter()
         .enumerate()
-        .map(|(n, i)| (i.id.clone(), n))
+        .map(|(n, i)| (i.id.as_str(), n))
         .collect();
     let ph = placeholders(0, ids.len());
-    let sql =
-        format!("SELECT image_id, name, value FROM image_properties WHERE image_id IN ({ph})");
-    for r in bind_args(sqlx::query(&sql), &ids)
+    let sql = format!(
+        "SELECT image_id, 'p' AS kind, name AS k, value AS v FROM image_properties \
+         WHERE image_id IN ({ph}) \
+         UNION ALL SELECT image_id, 't' AS kind, value AS k, '' AS v FROM image_tags \
+         WHERE image_id IN ({ph})"
+    );
+    let rows = bind_args(sqlx::query(&sql), &ids)
         .fetch_all(db.pool())
-        .await?
-    {
-        let id: String = r.try_get("image_id")?;
-        if let Some(&n) = pos.get(&id) {
-            imgs[n]
-                .properties
-                .insert(r.try_get("name")?, r.try_get("value")?);
+        .await?;
+    let mut found: Vec<(usize, bool, String, String)> = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: &str = r.try_get("image_id")?;
+        if let Some(&n) = pos.get(id) {
+            let kind: &str = r.try_get("kind")?;
+            found.push((n, kind == "t", r.try_get("k")?, r.try_get("v")?));
         }
     }
-    let sql = format!("SELECT image_id, value FROM image_tags WHERE image_id IN ({ph})");
-    for r in bind_args(sqlx::query(&sql), &ids)
-        .fetch_all(db.pool())
-        .await?
-    {
-        let id: String = r.try_get("image_id")?;
-        if let Some(&n) = pos.get(&id) {
-            imgs[n].tags.push(r.try_get("value")?);
+    drop(pos);
+    for (n, tag, k, v) in found {
+        if tag {
+            imgs[n].tags.push(k);
+        } else {
+            imgs[n].properties.insert(k, v);
         }
     }
     for i in imgs.iter_mut() {

@@ -4,7 +4,9 @@
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Image statuses (Glance's).
@@ -177,40 +179,10 @@ impl Image {
         }
     }
 
-    /// The Glance v2 JSON document.
+    /// The Glance v2 JSON document as a value (see the `Serialize` impl, which the
+    /// handlers use to write it without building the value).
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        for (k, v) in &self.properties {
-            m.insert(k.clone(), Value::String(v.clone()));
-        }
-        let core = json!({
-            "id": self.id,
-            "name": self.name,
-            "owner": self.owner,
-            "status": self.status,
-            "visibility": self.visibility,
-            "protected": self.protected,
-            "os_hidden": self.os_hidden,
-            "disk_format": self.disk_format,
-            "container_format": self.container_format,
-            "size": self.size,
-            "virtual_size": self.virtual_size,
-            "checksum": self.checksum,
-            "os_hash_algo": self.os_hash_algo,
-            "os_hash_value": self.os_hash_value,
-            "min_disk": self.min_disk,
-            "min_ram": self.min_ram,
-            "tags": self.tags,
-            "created_at": clock::show(&self.created_at),
-            "updated_at": clock::show(&self.updated_at),
-            "file": format!("/v2/images/{}/file", self.id),
-            "self": format!("/v2/images/{}", self.id),
-            "schema": "/v2/schemas/image",
-        });
-        if let Value::Object(c) = core {
-            m.extend(c);
-        }
-        Value::Object(m)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     /// Sets core attribute or custom property `key` from a JSON value, validating it.
@@ -288,6 +260,75 @@ impl Image {
             k => self.properties.contains_key(k),
         }
     }
+}
+
+/// Writes the Glance v2 document straight into the response: custom properties at the
+/// top level beside the core attributes (unset ones as null, as Glance shows them). A
+/// list page serializes 25 of these, so no intermediate `Value` map is built.
+impl Serialize for Image {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut m = ser.serialize_map(Some(CORE_FIELDS + self.properties.len()))?;
+        for (k, v) in &self.properties {
+            if !is_core_field(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("owner", &self.owner)?;
+        m.serialize_entry("status", &self.status)?;
+        m.serialize_entry("visibility", &self.visibility)?;
+        m.serialize_entry("protected", &self.protected)?;
+        m.serialize_entry("os_hidden", &self.os_hidden)?;
+        m.serialize_entry("disk_format", &self.disk_format)?;
+        m.serialize_entry("container_format", &self.container_format)?;
+        m.serialize_entry("size", &self.size)?;
+        m.serialize_entry("virtual_size", &self.virtual_size)?;
+        m.serialize_entry("checksum", &self.checksum)?;
+        m.serialize_entry("os_hash_algo", &self.os_hash_algo)?;
+        m.serialize_entry("os_hash_value", &self.os_hash_value)?;
+        m.serialize_entry("min_disk", &self.min_disk)?;
+        m.serialize_entry("min_ram", &self.min_ram)?;
+        m.serialize_entry("tags", &self.tags)?;
+        m.serialize_entry("created_at", &clock::show(&self.created_at))?;
+        m.serialize_entry("updated_at", &clock::show(&self.updated_at))?;
+        m.serialize_entry("file", &format_args!("/v2/images/{}/file", self.id))?;
+        m.serialize_entry("self", &format_args!("/v2/images/{}", self.id))?;
+        m.serialize_entry("schema", "/v2/schemas/image")?;
+        m.end()
+    }
+}
+
+/// Number of entries the document always has.
+const CORE_FIELDS: usize = 22;
+
+/// Whether `k` is one of the document's own entries (a property of that name, which the
+/// rules never let in, would otherwise appear twice).
+fn is_core_field(k: &str) -> bool {
+    matches!(
+        k,
+        "id" | "name"
+            | "owner"
+            | "status"
+            | "visibility"
+            | "protected"
+            | "os_hidden"
+            | "disk_format"
+            | "container_format"
+            | "size"
+            | "virtual_size"
+            | "checksum"
+            | "os_hash_algo"
+            | "os_hash_value"
+            | "min_disk"
+            | "min_ram"
+            | "tags"
+            | "created_at"
+            | "updated_at"
+            | "file"
+            | "self"
+            | "schema"
+    )
 }
 
 /// Validates a custom property's name and value.
@@ -371,6 +412,7 @@ fn enum_value(key: &str, v: &Value, allowed: &[&str]) -> ApiResult<Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn json_has_glance_fields_and_properties_at_top_level() {

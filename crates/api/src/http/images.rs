@@ -11,10 +11,19 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 use std::sync::Arc;
 
 type St = State<Arc<AppState>>;
+
+/// The images list document.
+#[derive(serde::Serialize)]
+struct ImagesDoc<'a> {
+    images: &'a [crate::domain::image::Image],
+    first: &'static str,
+    schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<&'a str>,
+}
 
 /// `GET /v2/images`.
 pub async fn list(
@@ -23,15 +32,13 @@ pub async fn list(
     Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let page = service::images::list(&st, &caller, &params).await?;
-    let mut doc = json!({
-        "images": page.images.iter().map(|i| i.to_json()).collect::<Vec<_>>(),
-        "first": "/v2/images",
-        "schema": "/v2/schemas/images",
-    });
-    if let Some(next) = page.next {
-        doc["next"] = json!(next);
-    }
-    Ok(Json(doc).into_response())
+    Ok(Json(ImagesDoc {
+        images: &page.images,
+        first: "/v2/images",
+        schema: "/v2/schemas/images",
+        next: page.next.as_deref(),
+    })
+    .into_response())
 }
 
 /// `POST /v2/images`.
@@ -42,17 +49,12 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let img = service::images::create(&st, &caller, &body).await?;
     let loc = format!("/v2/images/{}", img.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, loc)],
-        Json(img.to_json()),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, loc)], Json(&img)).into_response())
 }
 
 /// `GET /v2/images/{id}`.
 pub async fn show(State(st): St, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(Json(service::images::show(&st, &caller, &id).await?.to_json()).into_response())
+    Ok(Json(service::images::show(&st, &caller, &id).await?).into_response())
 }
 
 /// `PATCH /v2/images/{id}`.
@@ -79,7 +81,7 @@ pub async fn update(
     let bytes = read_capped(req, st.limits.max_json_body).await?;
     let ops = patch::parse(&parse_json(&bytes)?, v20)?;
     let img = service::images::update(&st, &caller, &id, &ops).await?;
-    Ok(Json(img.to_json()).into_response())
+    Ok(Json(&img).into_response())
 }
 
 /// `DELETE /v2/images/{id}`.

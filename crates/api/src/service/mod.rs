@@ -25,16 +25,12 @@ pub async fn visible_image(
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(ApiError::no_image(id));
     }
-    let img = db::images::get(&st.db, id)
+    let (img, membership) = db::images::get_as(&st.db, id, &caller.project_id)
         .await?
         .ok_or_else(|| ApiError::no_image(id))?;
-    let membership = if img.owner != caller.project_id && img.visibility == "shared" {
-        db::members::get(&st.db, id, &caller.project_id)
-            .await?
-            .map(|m| m.status)
-    } else {
-        None
-    };
+    // Only a member of a shared image sees it through its membership.
+    let membership =
+        membership.filter(|_| img.owner != caller.project_id && img.visibility == "shared");
     if !rules::can_see(caller, &img, membership.as_deref()) {
         return Err(ApiError::no_image(id));
     }
