@@ -14,6 +14,7 @@
 
 use crate::clock;
 use crate::db::{self, tasks::TaskRow};
+use crate::domain::image::{status, Image};
 use crate::state::AppState;
 use cloudimg_pipeline::local::LocalStore;
 use cloudimg_pipeline::ObjectStore;
@@ -101,6 +102,10 @@ pub async fn run_once(
         cfg.lease,
         progress.clone(),
     ));
+    let placeholder = match row.task_type.as_str() {
+        "import" => begin_import_image(st, &row).await?,
+        _ => None,
+    };
     let (st2, cfg2, row2, p2) = (st.clone(), cfg.clone(), row.clone(), progress.clone());
     let task = tokio::task::spawn_blocking(move || execute(&st2, &cfg2, &row2, &p2)).await;
     beat.abort();
@@ -121,6 +126,12 @@ pub async fn run_once(
                 tracing::warn!(task = %row.id, error = %e, "import: could not register the image; the task stays processing and is retried");
                 return Ok(true);
             }
+        }
+    }
+    if task.status != TaskStatus::Success {
+        if let Some(id) = &placeholder {
+            // Glance's import flow deletes the image it made when the import fails.
+            db::images::delete_saving(&st.db, id, &row.owner).await?;
         }
     }
     let status = match task.status {
@@ -146,6 +157,28 @@ pub async fn run_once(
         tracing::warn!(task = %row.id, "lease lost before the end: another run owns the task; nothing written");
     }
     Ok(true)
+}
+
+/// Records the image an import makes as `saving` (owner, name, private) while it runs, as
+/// Glance shows it; create-if-absent, so a taken-over run finds it. Returns its id, or
+/// None when the input cannot name one (the run then fails with code 111).
+async fn begin_import_image(st: &AppState, row: &TaskRow) -> Result<Option<String>, sqlx::Error> {
+    let task = new_task(row);
+    let Ok(input) = cloudimg_tasks::ImportInput::parse(&task.input) else {
+        return Ok(None);
+    };
+    let id = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let mut img = Image::new(id.clone(), &row.owner);
+    img.name = Some(input.name);
+    img.status = status::SAVING.into();
+    img.disk_format = Some("vhd".into());
+    img.container_format = Some("ovf".into());
+    match db::images::insert(&st.db, &img).await {
+        Ok(()) => {}
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Some(id))
 }
 
 fn new_task(row: &TaskRow) -> Task {

@@ -115,6 +115,21 @@ async fn killed_worker_task_is_taken_over_and_finished_once() {
         killed_mid_run,
         "the worker was killed while the task was processing"
     );
+    // While the import runs, its image is in the catalog as `saving` (as Glance shows it).
+    let task = cloudimg_tasks::Task::with_id(
+        id.clone(),
+        cloudimg_tasks::TaskType::Import,
+        serde_json::from_str(&row.input).unwrap(),
+        "proj-a",
+    );
+    let image_id = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let saving = cloudimg_api::db::images::get(&db, &image_id)
+        .await
+        .unwrap()
+        .expect("the import's image is recorded while it runs");
+    assert_eq!(saving.status, "saving");
+    assert_eq!(saving.name.as_deref(), Some("big"));
+    assert_eq!(saving.owner, "proj-a");
     // A second worker takes the task over after the 3 s lease and finishes it.
     let mut second = worker(bin, dir);
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -131,6 +146,10 @@ async fn killed_worker_task_is_taken_over_and_finished_once() {
     assert_eq!(t.attempts, 2, "taken over once");
     let result: serde_json::Value = serde_json::from_str(t.result.as_deref().unwrap()).unwrap();
     let image = result["image_id"].as_str().unwrap();
+    assert_eq!(
+        image, image_id,
+        "the image recorded while saving is the one made"
+    );
     let img = cloudimg_api::db::images::get(&db, image)
         .await
         .unwrap()

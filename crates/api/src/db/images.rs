@@ -228,7 +228,35 @@ pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    // Explicit, so nothing depends on the engine's foreign-key setting.
+    delete_children(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// Deletes image `id` if it is still `saving` and owned by `owner` (the record an import
+/// made before it failed); false otherwise.
+pub async fn delete_saving(db: &Db, id: &str, owner: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db.pool().begin().await?;
+    let n = sqlx::query("DELETE FROM images WHERE id = $1 AND owner = $2 AND status = $3")
+        .bind(id)
+        .bind(owner)
+        .bind(status::SAVING)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n > 0 {
+        delete_children(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
+/// Deletes the rows hanging off image `id`: explicit, so nothing depends on the engine's
+/// foreign-key setting.
+async fn delete_children(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: &str,
+) -> Result<(), sqlx::Error> {
     for t in [
         "image_properties",
         "image_tags",
@@ -237,11 +265,10 @@ pub async fn delete(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
     ] {
         sqlx::query(&format!("DELETE FROM {t} WHERE image_id = $1"))
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    tx.commit().await?;
-    Ok(n > 0)
+    Ok(())
 }
 
 /// Moves `id` from one of `from` to `to` (deactivate, reactivate); false when its status
