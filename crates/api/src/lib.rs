@@ -20,6 +20,7 @@
 //!     drain: std::time::Duration::from_secs(30),
 //!     workers: 1,
 //!     files: Some("/var/lib/cloudimg/files".into()),
+//!     task_ttl: cloudimg_api::worker::DEFAULT_TASK_TTL,
 //! }, None).await
 //! # }
 //! ```

@@ -41,6 +41,8 @@ pub struct ServeConfig {
     pub workers: usize,
     /// The customers' files the workers read and write.
     pub files: Option<PathBuf>,
+    /// How long a finished task stays visible.
+    pub task_ttl: Duration,
 }
 
 /// Opens the catalog, the store and the authenticator; resets uploads a dead server left
@@ -180,6 +182,7 @@ pub async fn serve(
         let wcfg = crate::worker::WorkerConfig {
             files: cfg.files.clone().unwrap_or_else(|| PathBuf::from("files")),
             concurrency: cfg.workers,
+            task_ttl: cfg.task_ttl,
             ..Default::default()
         };
         Some(tokio::spawn(crate::worker::run(

@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Pause between claims when no task is due.
     pub poll: Duration,
+    /// How long a finished task stays visible (Glance: 48 h); its result stays longer.
+    pub task_ttl: Duration,
+    /// Segment size of exported objects (Cloud Images: 1,000 MiB, Cloud Files' default).
+    pub export_segment_size: u64,
 }
 
 impl Default for WorkerConfig {
@@ -46,12 +50,14 @@ impl Default for WorkerConfig {
             concurrency: 1,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
+            task_ttl: DEFAULT_TASK_TTL,
+            export_segment_size: cloudimg_tasks::export::DEFAULT_SEGMENT_SIZE,
         }
     }
 }
 
-/// How long a finished task stays visible (Glance: 48 h).
-const TASK_TTL: Duration = Duration::from_secs(48 * 3600);
+/// How long a finished task stays visible by default (Glance: 48 h).
+pub const DEFAULT_TASK_TTL: Duration = Duration::from_secs(48 * 3600);
 
 /// Runs workers until `stop` fires; a task in flight is finished first.
 pub async fn run(st: Arc<AppState>, cfg: WorkerConfig, stop: CancellationToken) {
@@ -89,7 +95,7 @@ pub async fn run_once(
     me: &str,
 ) -> Result<bool, sqlx::Error> {
     let now = clock::now();
-    db::tasks::reap(&st.db, &now, &clock::after(TASK_TTL)).await?;
+    db::tasks::reap(&st.db, &now, &clock::after(cfg.task_ttl)).await?;
     let Some(row) = db::tasks::claim(&st.db, me, &clock::after(cfg.lease), &now).await? else {
         return Ok(false);
     };
@@ -148,7 +154,7 @@ pub async fn run_once(
         result.as_deref(),
         &task.message,
         &clock::now(),
-        &clock::after(TASK_TTL),
+        &clock::after(cfg.task_ttl),
     )
     .await?;
     if done {
@@ -231,13 +237,11 @@ fn execute(
                 task.fail(&e);
                 return task;
             }
-            let _ = cloudimg_tasks::export::run(
-                &mut task,
-                &st.store,
-                &files,
-                &ExportOptions::default(),
-                &report,
-            );
+            let opts = ExportOptions {
+                segment_size: cfg.export_segment_size,
+                ..ExportOptions::default()
+            };
+            let _ = cloudimg_tasks::export::run(&mut task, &st.store, &files, &opts, &report);
         }
     }
     task

@@ -1105,6 +1105,7 @@ async fn restart_resets_uploads_in_flight(app: TestApp) {
         drain: std::time::Duration::from_secs(1),
         workers: 0,
         files: None,
+        task_ttl: cloudimg_api::worker::DEFAULT_TASK_TTL,
     };
     let st2 = cloudimg_api::server::build_state(&cfg).await.unwrap();
     let img = cloudimg_api::db::images::get(&st2.db, &id)

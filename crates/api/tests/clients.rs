@@ -94,6 +94,7 @@ impl Served {
                     drain: Duration::from_secs(1),
                     workers: 0,
                     files: None,
+                    task_ttl: cloudimg_api::worker::DEFAULT_TASK_TTL,
                 };
                 let st = match auth {
                     None => build_state(&cfg).await.expect("cloudimg serve start-up"),

@@ -416,6 +416,7 @@ fn transfer(
         written.md5,
         written.sha512,
     );
+    cloudimg_pipeline::crashpoint::hit("import:before-record");
     images.put_record(&rec)
 }
 

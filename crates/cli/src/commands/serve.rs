@@ -60,6 +60,9 @@ pub struct Args {
     /// (DIR/<project>/<container>/<object>).
     #[arg(long, value_name = "DIR")]
     files: Option<PathBuf>,
+    /// Hours a finished task stays visible (its image or exported object stays).
+    #[arg(long, value_name = "HOURS", default_value_t = 48)]
+    task_ttl: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -99,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             0
         },
         files: args.files,
+        task_ttl: Duration::from_secs(args.task_ttl * 3600),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

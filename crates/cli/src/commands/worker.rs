@@ -27,6 +27,13 @@ pub struct Args {
     /// taken over after it).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     lease: u64,
+    /// Hours a finished task stays visible in the API (its image or exported object
+    /// stays).
+    #[arg(long, value_name = "HOURS", default_value_t = 48)]
+    task_ttl: u64,
+    /// Segment size of exported objects (Cloud Files' default, 1000M, as Cloud Images).
+    #[arg(long, value_name = "BYTES", value_parser = super::upload::parse_size, default_value = "1000M")]
+    export_segment_size: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -35,6 +42,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         files: args.files,
         concurrency: args.concurrency.max(1),
         lease: Duration::from_secs(args.lease.max(3)),
+        task_ttl: Duration::from_secs(args.task_ttl * 3600),
+        export_segment_size: args.export_segment_size.max(1 << 20),
         ..WorkerConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

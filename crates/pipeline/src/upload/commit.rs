@@ -59,6 +59,7 @@ pub(super) fn finish(up: &Upload<'_>, sent: Sent, start: Instant) -> Result<Uplo
             size: d.size,
         })
         .collect();
+    crate::crashpoint::hit("upload:before-manifest");
     let etag = match up.target.upload_id() {
         Some(id) => multipart::commit(store, dest, id, &segments, sent.total)?,
         None => swiftlo::commit(store, dest, plan, &segments, sent.total)?,

@@ -131,6 +131,7 @@ pub(super) fn send(
     let job_rx = Mutex::new(job_rx);
     let (md5_tx, md5_rx) = channel::<HashMsg>();
     let mut read = (0, 0, Checksums::default());
+    crate::crashpoint::hit("upload:before-first-segment");
     std::thread::scope(|s| {
         // Lazy segments skip the digest threads: nothing to hash before sending.
         let lazy_tx = lazy.then(|| job_tx.clone());
@@ -225,6 +226,9 @@ fn worker(up: &Upload<'_>, shared: &Shared, jobs: &Mutex<Receiver<Job<'_>>>) {
                 }
                 if let Ok(mut m) = shared.done.lock() {
                     m.insert(index, d);
+                    if m.len() == 1 {
+                        crate::crashpoint::hit("upload:after-first-segment");
+                    }
                 }
             }
             Err(e) => shared.fail(e.with_segment(index + up.plan.layout.first_index)),
