@@ -1,62 +1,109 @@
 #!/usr/bin/env bash
-# cloudimg convert against qemu-img convert (raw -> dynamic VHD, VHD -> raw), with
-# `cat` of the same bytes as the I/O limit. Outputs are compared with cmp.
-# cloudimg runs with --no-sync because qemu-img does not fsync its output either.
+# cloudimg convert against qemu-img convert, VHD -> raw and raw -> dynamic VHD,
+# run the way a user runs them (see "Runs in turn" in lib.sh): tools in turn,
+# one warm-up round then BENCH_RUNS counted rounds, median and min-max.
 #
-# bash benches/compare/convert.sh      (BENCH_SIZE_MB=1024 by default)
+# Inputs: a sparse raw disk of each size in BENCH_SIZES (MiB virtual) with each
+# share in BENCH_PCTS of its 2 MiB blocks holding data (mkdisk.py), and the
+# dynamic VHD qemu-img makes of it (`qemu-img convert -f raw -O vpc`).
+# Cases: each direction, each output (a new path: the previous output removed
+# before the run, not timed; or an overwritten one: the previous output left in
+# place), each sync mode:
+#   --no-sync   cloudimg --no-sync against qemu-img's default (no fsync either)
+#   fsync       cloudimg's default (fsync before the rename) against qemu-img's
+#               default and against `qemu-img -t writeback` (fdatasync at the end)
+# Machine costs users elsewhere may not have are rows of their own, never
+# subtracted: touching fresh memory (this VM hands freed memory back to its
+# host) and removing the previous output (this ext4 is mounted with `discard`:
+# freeing blocks waits for the disk), which a user who removes it first pays.
+#
+# bash benches/compare/convert.sh
+# BENCH_SIZES="1024 8192" BENCH_PCTS="25 90" BENCH_RUNS=5 bash benches/compare/convert.sh
 source "$(dirname "$0")/lib.sh"
 need qemu-img cmp python3
 CLOUDIMG_BIN="$(cloudimg_bin)"
 d="$BENCH_DIR/convert"
 mkdir -p "$d"
-raw="$d/disk.raw"
-make_disk_raw "$raw"
-bytes=$((BENCH_SIZE_MB << 20))
+sizes="${BENCH_SIZES:-$BENCH_SIZE_MB}"
+pcts="${BENCH_PCTS:-25 90}"
+directions="${BENCH_DIRECTIONS:-vhd2raw raw2vhd}"
+outputs="${BENCH_OUTPUTS:-new over}"
+syncs="${BENCH_SYNCS:-nosync fsync}"
+implemented convert || exit 2
 
-# On a VM whose free memory goes back to the host (virtio-balloon free page
-# reporting, as on this project's machines), the first touch of a page costs
-# milliseconds per MiB, several times the copy itself (measured: 2.5 s to touch
-# 512 MiB of fresh memory, 0.37 s to touch it again), so a tool that gets fresh
-# pages for its output looks several times slower than one that gets recycled
-# ones. Writing and deleting an output-sized file right before each timed run
-# hands every tool recycled page-cache pages. The sync first makes the one in
-# `measure` find nothing to flush, so no time passes in between.
-warm() {
+ext() { [ "$1" = vhd2raw ] && echo raw || echo vhd; }
+
+# One run of TOOL for case (DIR, OUT, SYNC) on input IN (raw or VHD) into the
+# tool's own output file.
+run_tool() {
+    local group="$1" tool="$2" dir="$3" out="$4" sync="$5" in="$6"
+    local target="$d/$(printf %s "$tool" | tr -c 'a-z' '_').$(ext "$dir")"
+    if [ "$out" = new ]; then
+        # What the user pays to remove the previous output is a row of its own.
+        if [ -e "$target" ]; then
+            sync
+            timed "$group" "(rm of the previous output)" rm -f "$target"
+        fi
+    fi
     sync
-    dd if=/dev/zero of="$d/warm" bs=2M count=$((BENCH_SIZE_MB / 2 + 1)) status=none
-    rm -f "$d/warm"
+    local ns=()
+    [ "$sync" = nosync ] && ns=(--no-sync)
+    case "$tool:$dir" in
+    qemu-img:vhd2raw) timed "$group" "$tool" qemu-img convert -f vpc -O raw "$in" "$target" ;;
+    qemu-img:raw2vhd) timed "$group" "$tool" qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$in" "$target" ;;
+    "qemu-img -t writeback:vhd2raw") timed "$group" "$tool" qemu-img convert -t writeback -f vpc -O raw "$in" "$target" ;;
+    "qemu-img -t writeback:raw2vhd") timed "$group" "$tool" qemu-img convert -t writeback -f raw -O vpc -o subformat=dynamic,force_size=on "$in" "$target" ;;
+    cloudimg:vhd2raw) timed "$group" "$tool" "$CLOUDIMG_BIN" convert "${ns[@]}" -f vpc -O raw "$in" "$target" ;;
+    cloudimg:raw2vhd) timed "$group" "$tool" "$CLOUDIMG_BIN" convert "${ns[@]}" -f raw -O vpc -o subformat=dynamic "$in" "$target" ;;
+    esac
 }
 
-section
-warm
-measure "raw -> vhd (read limit)" "cat" "$bytes" sh -c "cat '$raw' > /dev/null"
-warm
-measure "raw -> vhd" "qemu-img" "$bytes" qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$raw" "$d/q.vhd"
-if implemented convert; then
-    warm
-    measure "raw -> vhd" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert --no-sync -f raw -O vpc -o subformat=dynamic "$raw" "$d/c.vhd"
-    # Both VHDs must hold the same disk (read back by qemu-img, the independent reader).
-    if [ -f "$d/c.vhd" ]; then
-        qemu-img compare -f vpc -F vpc "$d/q.vhd" "$d/c.vhd" >/dev/null &&
-            note "raw -> vhd: cloudimg and qemu-img images hold the same data" ||
-            note "raw -> vhd: IMAGES DIFFER"
-    fi
-fi
+for size in $sizes; do
+    for pct in $pcts; do
+        raw="$d/disk-$size-$pct.raw"
+        vhd="$d/disk-$size-$pct.vhd"
+        [ -f "$raw" ] || python3 "$(dirname "$0")/mkdisk.py" "$raw" "$size" "$pct"
+        [ -f "$vhd" ] || qemu-img convert -f raw -O vpc -o subformat=dynamic "$raw" "$vhd"
+        alloc=$(($(du -k "$raw" | cut -f1) / 1024))
+        label="$size MiB, $pct % ($alloc MiB data)"
 
-section
-warm
-measure "vhd -> raw (copy limit)" "cat" "$bytes" sh -c "cat '$raw' > '$d/cat.raw'"
-rm -f "$d/cat.raw"
-warm
-measure "vhd -> raw" "qemu-img" "$bytes" qemu-img convert -f vpc -O raw "$d/q.vhd" "$d/q.raw"
-if implemented convert; then
-    warm
-    measure "vhd -> raw" "cloudimg" "$bytes" "$CLOUDIMG_BIN" convert --no-sync -f vpc -O raw "$d/q.vhd" "$d/c.raw"
-    if [ -f "$d/c.raw" ]; then
-        cmp -n "$bytes" "$raw" "$d/c.raw" >/dev/null && note "vhd -> raw: cloudimg output equals the input" ||
-            note "vhd -> raw: OUTPUT DIFFERS"
-    fi
-fi
-rm -f "$d/cat.raw"
-print_table "convert (${BENCH_SIZE_MB} MiB, dynamic VHD)"
+        # The fresh-page cost of this VM: the same bytes through a new buffer
+        # of the data's size (every page touched for the first time) or
+        # through one reused 2 MiB buffer.
+        for round in $(seq 0 "$BENCH_RUNS"); do
+            timed "$label: touch $alloc MiB" "new memory" dd if=/dev/zero of=/dev/null bs="${alloc}M" count=1 status=none
+            timed "$label: touch $alloc MiB" "reused 2 MiB" dd if=/dev/zero of=/dev/null bs=2M count=$((alloc / 2)) status=none
+        done
+
+        for dir in $directions; do
+            in="$vhd"
+            [ "$dir" = raw2vhd ] && in="$raw"
+            for sync in $syncs; do
+                tools=(qemu-img cloudimg)
+                [ "$sync" = fsync ] && tools=(qemu-img "qemu-img -t writeback" cloudimg)
+                for out in $outputs; do
+                    group="$label: ${dir/2/ -> }, $out output, $sync"
+                    for round in $(seq 0 "$BENCH_RUNS"); do
+                        for tool in "${tools[@]}"; do
+                            run_tool "$group" "$tool" "$dir" "$out" "$sync" "$in"
+                        done
+                    done
+                done
+            done
+            # Outputs checked once per direction against qemu-img's: byte for
+            # byte (raw), or read back by qemu-img (VHD).
+            if [ "$dir" = vhd2raw ]; then
+                cmp "$d/qemu_img.raw" "$d/cloudimg.raw" >/dev/null && note "$label vhd -> raw: cloudimg and qemu-img outputs are equal" ||
+                    note "$label vhd -> raw: OUTPUT DIFFERS"
+            else
+                qemu-img compare -f vpc -F vpc "$d/qemu_img.vhd" "$d/cloudimg.vhd" >/dev/null &&
+                    note "$label raw -> vhd: cloudimg and qemu-img images hold the same disk" ||
+                    note "$label raw -> vhd: IMAGES DIFFER"
+            fi
+            rm -f "$d/qemu_img.$(ext "$dir")" "$d/qemu_img__t_writeback.$(ext "$dir")" "$d/cloudimg.$(ext "$dir")"
+        done
+        [ "${BENCH_KEEP:-0}" = 1 ] || rm -f "$raw" "$vhd"
+    done
+done
+turns_table "convert (dynamic VHD made by qemu-img; sizes ${sizes// /, } MiB virtual)" qemu-img "qemu-img -t writeback"
 cleanup_bench convert

@@ -142,3 +142,75 @@ cleanup_bench() {
         rm -rf "$BENCH_DIR/$1"
     fi
 }
+
+# --- Runs in turn (convert.sh, coalesce.sh) -------------------------------------
+#
+# Tools of one case run in turn (A B A B ...): one warm-up round, then
+# BENCH_RUNS counted rounds, so a load that comes and goes hits every tool alike.
+# Nothing is primed for the tools: no warm-up file, no cache dropping; the only
+# thing between two runs is a `sync` (so one run's dirty pages are not flushed
+# during the next) and whatever the case says about the output (removed first
+# for a new path, left in place for an overwritten one).
+BENCH_RUNS="${BENCH_RUNS:-5}"
+turns="$BENCH_DIR/.turns.$$"
+: >"$turns"
+round=0
+
+# timed GROUP TOOL CMD...: one run of CMD (timeit.py: wall, user, sys, peak RSS,
+# minor faults), recorded unless this is the warm-up round 0.
+timed() {
+    local group="$1" tool="$2" rc=0
+    shift 2
+    local tf="$BENCH_DIR/.time.$$"
+    python3 "$bench_root/benches/compare/timeit.py" "$tf" "$@" >"$BENCH_DIR/.out.$$" 2>"$BENCH_DIR/.err.$$" || rc=$?
+    if [ "$rc" != 0 ]; then
+        note "$group / $tool: failed (exit $rc):"
+        tail -n 5 "$BENCH_DIR/.err.$$" >&2
+        return 0
+    fi
+    if [ "$round" -gt 0 ]; then
+        printf '%s\t%s\t%s\t%s\n' "$group" "$tool" "$round" "$(tail -n 1 "$tf")" >>"$turns"
+    fi
+}
+
+# turns_table TITLE REF...: the recorded runs as a table, one row per group and
+# tool: median wall time (min-max), median CPU (user+sys), peak RSS, minor page
+# faults, and the speed of each other tool against each REF tool of the same
+# group (REF's median wall time / this tool's; above 1: this tool is faster).
+# Tools named "(...)" are machine costs shown for reference, without a speed.
+turns_table() {
+    local title="$1"
+    shift
+    echo
+    echo "### $title"
+    echo
+    echo "$(date -u '+%F %H:%M') UTC · $(nproc) cores · $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) · $(uname -sr) · load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    python3 - "$turns" "$BENCH_RUNS" "$@" <<'PY'
+import statistics as st, sys
+path, runs, refs = sys.argv[1], sys.argv[2], sys.argv[3:]
+groups, order = {}, []
+for line in open(path):
+    g, tool, _round, vals = line.rstrip("\n").split("\t")
+    wall, user, sys_, rss, minflt = vals.split()
+    if g not in groups:
+        groups[g] = {}
+        order.append(g)
+    groups[g].setdefault(tool, []).append((float(wall), float(user) + float(sys_), int(rss) / 1024, int(minflt)))
+ref_cols = "".join(f" speed vs {r} |" for r in refs)
+print(f"| case | tool | wall s, median (min-max) of {runs} | CPU s (user+sys) | peak RSS MiB | minor faults |{ref_cols}")
+print("|---|---|---:|---:|---:|---:|" + "---:|" * len(refs))
+for g in order:
+    meds = {t: st.median(w for w, *_ in v) for t, v in groups[g].items()}
+    for tool, v in groups[g].items():
+        walls = [x[0] for x in v]
+        cells = []
+        for r in refs:
+            show = r in meds and tool not in refs and not tool.startswith("(") and meds[tool] > 0
+            cells.append(f"{meds[r] / meds[tool]:.2f}x" if show else "")
+        print(f"| {g} | {tool} | {meds[tool]:.3f} ({min(walls):.3f}-{max(walls):.3f}) "
+              f"| {st.median(x[1] for x in v):.3f} | {st.median(x[2] for x in v):.0f} "
+              f"| {st.median(x[3] for x in v):.0f} |" + "".join(f" {c} |" for c in cells))
+PY
+    echo
+}
