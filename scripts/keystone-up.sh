@@ -112,12 +112,16 @@ KS_SWIFT_URL=$swift_url
 KS_ADMIN_USERNAME=admin
 KS_ADMIN_PASSWORD=$admin_pw
 KS_ADMIN_PROJECT_NAME=admin
+# Customers (role admin in their own project): user, password (<user>-pw), project.
+KS_CUSTOMERS=alice:customer-a bob:customer-b
 EOF
     } >"$tmp"
     mv "$tmp" "$envfile"
 }
 
-if alive keystone && alive ksproxy && healthy; then
+# Bumped when the bootstrapped users change: a running Keystone of an older stamp restarts.
+stamp="keystone=$ks_port swift=$ks_proxy_port v2"
+if alive keystone && alive ksproxy && healthy && [ "$(cat "$ks/bootstrapped" 2>/dev/null)" = "$stamp" ]; then
     write_env
     say "already running at $ks_url (Swift proxy $swift_url)"
     exit 0
@@ -171,7 +175,6 @@ EOF
 
 # keystone-manage prints eventlet noise at interpreter exit; its exit code is what counts.
 manage() { keystone-manage --config-file "$ks/keystone.conf" "$@" >>"$log/keystone-manage.out" 2>&1; }
-stamp="keystone=$ks_port swift=$ks_proxy_port v1"
 if [ "$(cat "$ks/bootstrapped" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$ks/keystone.db" "$ks/fernet-keys" "$ks/credential-keys"
     manage db_sync || { say "keystone-manage db_sync failed (see $log/keystone-manage.out)"; exit 2; }
@@ -185,6 +188,15 @@ if [ "$(cat "$ks/bootstrapped" 2>/dev/null)" != "$stamp" ]; then
     manage bootstrap --bootstrap-username "$user" --bootstrap-password "$password" \
         --bootstrap-project-name "$project" --bootstrap-role-name member ||
         { say "keystone-manage bootstrap of $user failed (see $log/keystone-manage.out)"; exit 2; }
+    # Two customers of the image service, each the admin of its own project (Cloud
+    # Images' task-creating role): their tasks read and write their own Cloud Files
+    # accounts through trusts to the service user (admin).
+    for c in "alice customer-a" "bob customer-b"; do
+        set -- $c
+        manage bootstrap --bootstrap-username "$1" --bootstrap-password "$1-pw" \
+            --bootstrap-project-name "$2" --bootstrap-role-name admin ||
+            { say "keystone-manage bootstrap of $1 failed (see $log/keystone-manage.out)"; exit 2; }
+    done
     # The object-store catalog entry, written offline through Keystone's own catalog API
     # as bootstrap writes the identity one: through the REST API, sqlite under the
     # single-threaded wsgiref server answers "database is locked" between writes.

@@ -19,7 +19,7 @@
 //!     limits: Default::default(),
 //!     drain: std::time::Duration::from_secs(30),
 //!     workers: 1,
-//!     files: Some("/var/lib/cloudimg/files".into()),
+//!     files: Some(cloudimg_api::worker::Files::Local("/var/lib/cloudimg/files".into())),
 //!     task_ttl: cloudimg_api::worker::DEFAULT_TASK_TTL,
 //! }, None).await
 //! # }

@@ -40,10 +40,14 @@ pub struct ServeConfig {
     /// Task workers run inside the server (the single-machine default); 0 for none.
     pub workers: usize,
     /// The customers' files the workers read and write.
-    pub files: Option<PathBuf>,
+    pub files: Option<crate::worker::Files>,
     /// How long a finished task stays visible.
     pub task_ttl: Duration,
 }
+
+/// How long the Keystone trust of a task lasts: long enough for the task to wait in the
+/// queue and run; a task still pending after it fails with Keystone's refusal.
+pub const TRUST_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Opens the catalog, the store and the authenticator; resets uploads a dead server left
 /// behind; registers images that `cloudimg import` wrote to the store.
@@ -61,7 +65,19 @@ pub async fn build_state(cfg: &ServeConfig) -> Result<Arc<AppState>, String> {
             Authenticator::Keystone(keystone::Keystone::new(url, creds))
         }
     };
-    let st = AppState::new(db, store, auth, cfg.limits.clone());
+    let trusts = match (&cfg.files, &auth) {
+        (Some(crate::worker::Files::Swift { .. }), Authenticator::Keystone(_)) => {
+            Some(TRUST_LIFETIME)
+        }
+        (Some(crate::worker::Files::Swift { .. }), _) => {
+            return Err(
+                "--files swift needs --auth keystone: tasks act for their callers through Keystone trusts"
+                    .into(),
+            )
+        }
+        _ => None,
+    };
+    let st = AppState::with_trusts(db, store, auth, cfg.limits.clone(), trusts);
     service::data::reap(&st).await.map_err(|e| e.to_string())?;
     let n = adopt_imported(&st).await?;
     if n > 0 {
@@ -180,7 +196,10 @@ pub async fn serve(
     let reaper = tokio::spawn(reaper(st.clone()));
     let workers = if cfg.workers > 0 {
         let wcfg = crate::worker::WorkerConfig {
-            files: cfg.files.clone().unwrap_or_else(|| PathBuf::from("files")),
+            files: cfg
+                .files
+                .clone()
+                .unwrap_or_else(|| crate::worker::Files::Local(PathBuf::from("files"))),
             concurrency: cfg.workers,
             task_ttl: cfg.task_ttl,
             ..Default::default()

@@ -61,11 +61,25 @@ pub struct AppState {
     pub uploads: Arc<Semaphore>,
     /// This server's identity in upload leases.
     pub node: String,
+    /// When tasks run against the customers' Swift (`--files swift`): how long the
+    /// Keystone trust made for each new task lasts. None: tasks need no credential.
+    pub trust_lifetime: Option<Duration>,
 }
 
 impl AppState {
-    /// State over the given parts.
+    /// State over the given parts; tasks need no credential.
     pub fn new(db: Db, store: ImageStore, auth: Authenticator, limits: Limits) -> Arc<AppState> {
+        Self::with_trusts(db, store, auth, limits, None)
+    }
+
+    /// State whose new tasks get a Keystone trust lasting `trust_lifetime` (when Some).
+    pub fn with_trusts(
+        db: Db,
+        store: ImageStore,
+        auth: Authenticator,
+        limits: Limits,
+        trust_lifetime: Option<Duration>,
+    ) -> Arc<AppState> {
         Arc::new(AppState {
             uploads: Arc::new(Semaphore::new(limits.max_uploads.max(1))),
             db,
@@ -74,6 +88,7 @@ impl AppState {
             limits,
             shutdown: CancellationToken::new(),
             node: uuid::Uuid::new_v4().to_string(),
+            trust_lifetime,
         })
     }
 }

@@ -9,8 +9,12 @@
 //! registered in the catalog with a create-if-absent, and the task's end is one fenced
 //! UPDATE.
 //!
-//! The customers' files (`--files DIR`): one folder per project, `DIR/<project>/<container>/
-//! <object>`; a task reads and writes only inside its owner's folder.
+//! The customers' files: with `--files DIR`, one folder per project,
+//! `DIR/<project>/<container>/<object>`, and a task reads and writes only inside its
+//! owner's folder; with `--files swift`, each customer's own Cloud Files account, reached
+//! through the Keystone trust the API made when the task was created (the service user
+//! acting for the caller in the caller's project; the storage URL comes from that token's
+//! catalog), so a task can name nothing outside its owner's account.
 
 use crate::clock;
 use crate::db::{self, tasks::TaskRow};
@@ -26,11 +30,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where the customers' files are.
+#[derive(Debug, Clone)]
+pub enum Files {
+    /// A directory with one folder per project.
+    Local(PathBuf),
+    /// Each project's own Swift account, through per-task Keystone trusts.
+    Swift {
+        /// Keystone's URL.
+        auth_url: String,
+        /// The service user the trusts delegate to.
+        creds: crate::auth::keystone::ServiceCredentials,
+    },
+}
+
 /// How workers run.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// The customers' files: a directory with one folder per project.
-    pub files: PathBuf,
+    /// The customers' files.
+    pub files: Files,
     /// Tasks run at once by this process.
     pub concurrency: usize,
     /// Lease length; heartbeats every third of it.
@@ -46,7 +64,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            files: PathBuf::from("files"),
+            files: Files::Local(PathBuf::from("files")),
             concurrency: 1,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
@@ -158,6 +176,9 @@ pub async fn run_once(
     )
     .await?;
     if done {
+        if let Err(e) = db::credentials::delete(&st.db, &row.id).await {
+            tracing::warn!(task = %row.id, error = %e, "could not forget the task's credential");
+        }
         tracing::info!(task = %row.id, status, "task finished");
     } else {
         tracing::warn!(task = %row.id, "lease lost before the end: another run owns the task; nothing written");
@@ -213,7 +234,7 @@ fn execute(
             p.total as i64,
         );
     };
-    let files = match customer_files(cfg, &row.owner) {
+    let files = match customer_files(st, cfg, row) {
         Ok(f) => f,
         Err(e) => {
             task.start();
@@ -247,18 +268,44 @@ fn execute(
     task
 }
 
-/// The owner's own folder of the customers' files, as a store whose containers are its
-/// subfolders.
-fn customer_files(cfg: &WorkerConfig, owner: &str) -> cloudimg_tasks::Result<Arc<dyn ObjectStore>> {
-    if owner.is_empty() || owner.contains('/') || owner.starts_with('.') {
-        return Err(cloudimg_tasks::Error::input(format!(
-            "project id '{owner}' cannot name a folder"
-        )));
+/// The owner's own files: its folder of the local files, or its Swift account through
+/// the task's trust.
+fn customer_files(
+    st: &AppState,
+    cfg: &WorkerConfig,
+    row: &TaskRow,
+) -> cloudimg_tasks::Result<Arc<dyn ObjectStore>> {
+    let owner = &row.owner;
+    match &cfg.files {
+        Files::Local(root) => {
+            if owner.is_empty() || owner.contains('/') || owner.starts_with('.') {
+                return Err(cloudimg_tasks::Error::input(format!(
+                    "project id '{owner}' cannot name a folder"
+                )));
+            }
+            LocalStore::new(root.join(owner))
+                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                .map_err(|e| cloudimg_tasks::Error::input(format!("the customer's files: {e}")))
+        }
+        Files::Swift { auth_url, creds } => {
+            let trust = tokio::runtime::Handle::current()
+                .block_on(db::credentials::get(&st.db, &row.id))
+                .map_err(|e| cloudimg_tasks::Error::input(format!("the catalog: {e}")))?
+                .ok_or_else(|| {
+                    cloudimg_tasks::Error::input(
+                        "the task has no credential for the customer's Cloud Files (created before --files swift?)",
+                    )
+                })?;
+            let auth = cloudimg_pipeline::swift::SwiftAuth::Trust {
+                auth_url: auth_url.clone(),
+                username: creds.username.clone(),
+                password: creds.password.clone(),
+                user_domain: creds.user_domain.clone(),
+                trust_id: trust,
+            };
+            Ok(Arc::new(cloudimg_pipeline::swift::SwiftStore::new(auth)) as Arc<dyn ObjectStore>)
+        }
     }
-    let dir = cfg.files.join(owner);
-    LocalStore::new(dir)
-        .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-        .map_err(|e| cloudimg_tasks::Error::input(format!("the customer's files: {e}")))
 }
 
 /// The catalog's rules for exports: the owner's own, private image with a package (a

@@ -531,60 +531,6 @@ fn glance_upload_download_tags_members(s: &Served) {
     );
 }
 
-/// Keystone's admin from the env file `scripts/keystone-up.sh` writes (`KS_ADMIN_*`):
-/// user, password, project. `None` with a skip note (a panic under `CI`) when absent.
-fn keystone_admin() -> Option<(String, String, String)> {
-    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            cloudimg_fixtures::env::workspace_root()
-                .join("target")
-                .join("swift.env")
-        });
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let get = |k: &str| {
-        std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(&format!("{k}=")))
-                .map(|v| v.trim().to_string())
-        })
-    };
-    match (
-        get("KS_ADMIN_USERNAME"),
-        get("KS_ADMIN_PASSWORD"),
-        get("KS_ADMIN_PROJECT_NAME"),
-    ) {
-        (Some(u), Some(p), Some(n)) => Some((u, p, n)),
-        _ => {
-            let msg = format!(
-                "KS_ADMIN_* missing from {} (run scripts/keystone-up.sh)",
-                file.display()
-            );
-            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-                panic!("{msg}");
-            }
-            eprintln!("skip: {msg}");
-            None
-        }
-    }
-}
-
-/// A project-scoped Keystone token for `user`: (token, project id).
-fn keystone_token(auth_url: &str, user: &str, password: &str, project: &str) -> (String, String) {
-    let body = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": password}}},
-        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
-    let resp = ureq::post(&format!("{}/auth/tokens", auth_url.trim_end_matches('/')))
-        .send_json(body)
-        .unwrap_or_else(|e| panic!("Keystone token for {user}: {e}"));
-    let token = resp.header("X-Subject-Token").unwrap().to_string();
-    let v: Value = resp.into_json().unwrap();
-    let project_id = v["token"]["project"]["id"].as_str().unwrap().to_string();
-    (token, project_id)
-}
-
 /// Keystone v3 end to end: the service validates callers' tokens with its own Keystone
 /// identity; the caller's project (from Keystone) owns what it creates, and OSC lists it
 /// with that token. The test user holds only `member`, which Cloud Images' roles do not
@@ -596,7 +542,7 @@ fn keystone_token_lists_images() {
         return;
     }
     let (Some(ks), Some((admin, admin_pw, admin_project))) =
-        (cloudimg_fixtures::env::keystone(), keystone_admin())
+        (cloudimg_fixtures::env::keystone(), common::keystone_admin())
     else {
         return;
     };
@@ -611,7 +557,8 @@ fn keystone_token_lists_images() {
     let Some(s) = Served::start_with(Engine::Sqlite, Some(auth)) else {
         return;
     };
-    let (token, project_id) = keystone_token(&ks.auth_url, &admin, &admin_pw, &admin_project);
+    let (token, project_id) =
+        common::keystone_token(&ks.auth_url, &admin, &admin_pw, &admin_project);
 
     let id = s.create(&token, "keystone-image", Some(b"through keystone"));
     let (st, img) = s.api("GET", &format!("/v2/images/{id}"), &token, None);
@@ -622,7 +569,7 @@ fn keystone_token_lists_images() {
     assert!(ids(&list, "ID").contains(&id), "{list}");
 
     let (member_token, _) =
-        keystone_token(&ks.auth_url, &ks.username, &ks.password, &ks.project_name);
+        common::keystone_token(&ks.auth_url, &ks.username, &ks.password, &ks.project_name);
     let (st, v) = s.api("GET", "/v2/images", &member_token, None);
     assert_eq!(st, 403, "role member: {v}");
     let (st, v) = s.api("GET", "/v2/images", "not-a-keystone-token", None);

@@ -20,7 +20,7 @@ on_both_engines!(
 
 fn files(app: &TestApp) -> WorkerConfig {
     WorkerConfig {
-        files: app.dir.path().join("files"),
+        files: cloudimg_api::worker::Files::Local(app.dir.path().join("files")),
         ..Default::default()
     }
 }

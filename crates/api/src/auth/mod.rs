@@ -19,12 +19,27 @@ pub const CREATOR_ROLE: &str = "cloudImages:creator";
 pub const OBSERVER_ROLES: [&str; 2] = ["observer", "cloudImages:observer"];
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The project (Rackspace account) the token is scoped to.
     pub project_id: String,
     /// Role names from the token.
     pub roles: BTreeSet<String>,
+    /// The Keystone user (Keystone only).
+    pub user_id: Option<String>,
+    /// The caller's own token (Keystone only): what a task's trust is created with.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        f.debug_struct("Caller")
+            .field("project_id", &self.project_id)
+            .field("roles", &self.roles)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a request wants to do; [`Caller::may`] says whether its roles allow it.
@@ -66,6 +81,8 @@ impl Caller {
         Caller {
             project_id: project.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            user_id: None,
+            token: None,
         }
     }
 
@@ -122,7 +139,11 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> ApiResult<Caller> {
         match self {
             Authenticator::Static(s) => s.lookup(token),
-            Authenticator::Keystone(k) => k.validate(token).await,
+            Authenticator::Keystone(k) => {
+                let mut c = k.validate(token).await?;
+                c.token = Some(token.to_string());
+                Ok(c)
+            }
         }
     }
 }

@@ -53,6 +53,8 @@ impl StaticTokens {
                 Caller {
                     project_id: e.project_id,
                     roles: e.roles.into_iter().collect(),
+                    user_id: None,
+                    token: None,
                 },
             );
         }

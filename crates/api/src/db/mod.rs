@@ -6,6 +6,7 @@
 //! Each engine has its own migrations (`migrations/sqlite`, `migrations/postgres`) with
 //! the same tables; the API test suite runs on both.
 
+pub mod credentials;
 pub mod images;
 pub mod locations;
 pub mod members;

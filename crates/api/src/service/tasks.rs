@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use cloudimg_tasks::{ExportInput, ImportInput};
 use serde_json::{json, Value};
+use std::time::Duration;
 
 /// Runs a task may take before it fails for good.
 pub const MAX_ATTEMPTS: i64 = 3;
@@ -101,6 +102,32 @@ pub async fn create(st: &AppState, caller: &Caller, body: &Value) -> ApiResult<T
         bytes_done: 0,
         bytes_total: 0,
     };
+    if let Some(life) = st.trust_lifetime {
+        // The credential goes in first: a worker never sees the task without it.
+        let crate::auth::Authenticator::Keystone(k) = &st.auth else {
+            return Err(ApiError::Internal(
+                "tasks on the customers' Swift need Keystone authentication".into(),
+            ));
+        };
+        let (k, c) = (k.clone(), caller.clone());
+        let (trust, until) = tokio::task::spawn_blocking(move || {
+            // Keystone refuses a second trust identical to the first down to its expiry
+            // (409); tasks created in the same microsecond differ by a few.
+            let mut last = None;
+            for n in 0..4u64 {
+                let until = clock::after(life + Duration::from_micros(n * 7919));
+                match k.create_trust(&c, &until) {
+                    Ok(t) => return Ok((t, until)),
+                    Err(ApiError::Conflict(m)) => last = Some(ApiError::Conflict(m)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| ApiError::conflict("trust")))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("trust task: {e}")))??;
+        db::credentials::insert(&st.db, &t.id, &trust, &until).await?;
+    }
     db::tasks::insert(&st.db, &t).await?;
     Ok(t)
 }

@@ -298,3 +298,82 @@ pub async fn catalog_url(engine: Engine, dir: &std::path::Path) -> Option<String
         Engine::Postgres => fresh_pg().await,
     }
 }
+
+/// Keystone's admin from the env file `scripts/keystone-up.sh` writes (`KS_ADMIN_*`):
+/// user, password, project. `None` with a skip note (a panic under `CI`) when absent.
+pub fn keystone_admin() -> Option<(String, String, String)> {
+    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            cloudimg_fixtures::env::workspace_root()
+                .join("target")
+                .join("swift.env")
+        });
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let get = |k: &str| {
+        std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{k}=")))
+                .map(|v| v.trim().to_string())
+        })
+    };
+    match (
+        get("KS_ADMIN_USERNAME"),
+        get("KS_ADMIN_PASSWORD"),
+        get("KS_ADMIN_PROJECT_NAME"),
+    ) {
+        (Some(u), Some(p), Some(n)) => Some((u, p, n)),
+        _ => {
+            let msg = format!(
+                "KS_ADMIN_* missing from {} (run scripts/keystone-up.sh)",
+                file.display()
+            );
+            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+                panic!("{msg}");
+            }
+            eprintln!("skip: {msg}");
+            None
+        }
+    }
+}
+
+/// A project-scoped Keystone token for `user`: (token, project id).
+pub fn keystone_token(
+    auth_url: &str,
+    user: &str,
+    password: &str,
+    project: &str,
+) -> (String, String) {
+    let body = serde_json::json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
+    let resp = ureq::post(&format!("{}/auth/tokens", auth_url.trim_end_matches('/')))
+        .send_json(body)
+        .unwrap_or_else(|e| panic!("Keystone token for {user}: {e}"));
+    let token = resp.header("X-Subject-Token").unwrap().to_string();
+    let v: Value = resp.into_json().unwrap();
+    let project_id = v["token"]["project"]["id"].as_str().unwrap().to_string();
+    (token, project_id)
+}
+
+/// The customers `scripts/keystone-up.sh` made (`KS_CUSTOMERS`: user:project, password
+/// `<user>-pw`), each the admin of its own project.
+pub fn keystone_customers() -> Vec<(String, String, String)> {
+    let file = cloudimg_fixtures::env::workspace_root()
+        .join("target")
+        .join("swift.env");
+    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(file);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("KS_CUSTOMERS="))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|c| c.split_once(':'))
+        .map(|(u, p)| (u.to_string(), format!("{u}-pw"), p.to_string()))
+        .collect()
+}

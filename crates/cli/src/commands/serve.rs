@@ -57,8 +57,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1)]
     workers: usize,
     /// The customers' files for tasks: a directory with one folder per project
-    /// (DIR/<project>/<container>/<object>).
-    #[arg(long, value_name = "DIR")]
+    /// (DIR/<project>/<container>/<object>), or `swift`: each caller's own Cloud Files
+    /// account through a Keystone trust made at task creation (needs --auth keystone).
+    #[arg(long, value_name = "DIR|swift")]
     files: Option<PathBuf>,
     /// Hours a finished task stays visible (its image or exported object stays).
     #[arg(long, value_name = "HOURS", default_value_t = 48)]
@@ -77,9 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging();
     let auth = match args.auth {
         AuthMode::Static => AuthConfig::Static(args.tokens.expect("clap requires --tokens")),
-        AuthMode::Keystone => {
-            AuthConfig::Keystone(args.keystone_url.expect("clap requires --keystone-url"))
-        }
+        AuthMode::Keystone => AuthConfig::Keystone(
+            args.keystone_url
+                .clone()
+                .expect("clap requires --keystone-url"),
+        ),
     };
     let limits = Limits {
         max_image_size: args.max_image_size,
@@ -101,7 +104,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } else {
             0
         },
-        files: args.files,
+        files: args
+            .files
+            .as_deref()
+            .map(|f| files(f, args.keystone_url.as_deref()))
+            .transpose()?,
         task_ttl: Duration::from_secs(args.task_ttl * 3600),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -126,4 +133,24 @@ pub fn init_logging() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `--files DIR|swift` of serve and worker: `swift` means the customers' Swift accounts
+/// through Keystone trusts, with the service's credentials from `OS_*`.
+pub(crate) fn files(
+    arg: &std::path::Path,
+    keystone_url: Option<&str>,
+) -> anyhow::Result<cloudimg_api::worker::Files> {
+    if arg != std::path::Path::new("swift") {
+        return Ok(cloudimg_api::worker::Files::Local(arg.to_path_buf()));
+    }
+    let Some(url) = keystone_url else {
+        anyhow::bail!("--files swift needs --keystone-url (tasks reach customers' Cloud Files through Keystone trusts)");
+    };
+    let creds =
+        cloudimg_api::auth::keystone::ServiceCredentials::from_env().map_err(anyhow::Error::msg)?;
+    Ok(cloudimg_api::worker::Files::Swift {
+        auth_url: url.to_string(),
+        creds,
+    })
 }

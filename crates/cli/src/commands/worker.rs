@@ -17,9 +17,15 @@ pub struct Args {
     /// Image store: a directory, swift://container[/prefix] or s3://bucket[/prefix].
     #[arg(long, value_name = "URL")]
     store: String,
-    /// The customers' files: a directory with one folder per project.
-    #[arg(long, value_name = "DIR")]
+    /// The customers' files: a directory with one folder per project, or `swift`: each
+    /// task's owner's Cloud Files account through the Keystone trust the API made for it
+    /// (with --keystone-url; the service's credentials from OS_USERNAME, OS_PASSWORD,
+    /// OS_PROJECT_NAME).
+    #[arg(long, value_name = "DIR|swift")]
     files: PathBuf,
+    /// Keystone URL, for --files swift.
+    #[arg(long, value_name = "URL")]
+    keystone_url: Option<String>,
     /// Tasks run at once.
     #[arg(long, value_name = "N", default_value_t = 1)]
     concurrency: usize,
@@ -39,7 +45,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::serve::init_logging();
     let cfg = WorkerConfig {
-        files: args.files,
+        files: super::serve::files(&args.files, args.keystone_url.as_deref())?,
         concurrency: args.concurrency.max(1),
         lease: Duration::from_secs(args.lease.max(3)),
         task_ttl: Duration::from_secs(args.task_ttl * 3600),

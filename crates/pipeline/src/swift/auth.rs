@@ -34,6 +34,21 @@ pub enum SwiftAuth {
         /// `OS_REGION_NAME`, to pick an endpoint from the catalog.
         region: Option<String>,
     },
+    /// Keystone v3 password authentication of a service user scoped to a trust another
+    /// user gave it: the token acts for the trustor in the trust's project, so the storage
+    /// URL is the trustor's account. Renewable for as long as the trust lasts.
+    Trust {
+        /// Identity endpoint, with or without `/v3`.
+        auth_url: String,
+        /// The trustee's (service's) user name.
+        username: String,
+        /// Its password.
+        password: String,
+        /// Its domain name.
+        user_domain: String,
+        /// The trust.
+        trust_id: String,
+    },
     /// A ready storage URL and token (`OS_STORAGE_URL`, `OS_AUTH_TOKEN`); cannot be renewed.
     Token {
         /// Storage URL (account URL).
@@ -51,6 +66,9 @@ impl std::fmt::Debug for SwiftAuth {
             SwiftAuth::V3 {
                 auth_url, username, ..
             } => write!(f, "V3({auth_url}, {username})"),
+            SwiftAuth::Trust {
+                auth_url, trust_id, ..
+            } => write!(f, "Trust({auth_url}, {trust_id})"),
             SwiftAuth::Token { storage_url, .. } => write!(f, "Token({storage_url})"),
         }
     }
@@ -157,56 +175,81 @@ impl SwiftAuth {
                 user_domain,
                 project_domain,
                 region,
-            } => {
-                let base = auth_url.trim_end_matches('/');
-                let url = if base.ends_with("/v3") {
-                    format!("{base}/auth/tokens")
-                } else {
-                    format!("{base}/v3/auth/tokens")
-                };
-                let body = serde_json::json!({"auth": {
+            } => keystone_login(
+                agent,
+                auth_url,
+                serde_json::json!({"auth": {
                     "identity": {"methods": ["password"], "password": {"user": {
                         "name": username, "domain": {"name": user_domain}, "password": password}}},
                     "scope": {"project": {"name": project_name, "domain": {"name": project_domain}}}
-                }});
-                let resp = agent
-                    .post(&url)
-                    .set("Content-Type", "application/json")
-                    .send_string(&body.to_string())
-                    .map_err(|e| map_err("keystone auth", &url, e))?;
-                let token = resp.header("X-Subject-Token").map(str::to_string);
-                let json: serde_json::Value = serde_json::from_slice(&crate::http::read_body(
-                    resp,
-                    8 << 20,
-                    "keystone auth",
-                    &url,
-                )?)
-                .map_err(|e| {
-                    Error::new(ErrorKind::Auth, "keystone auth", &url, "bad JSON").with_source(e)
-                })?;
-                let endpoint = json["token"]["catalog"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| s["type"] == "object-store")
-                    .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
-                    .find(|e| {
-                        e["interface"] == "public"
-                            && region.as_ref().is_none_or(|r| {
-                                e["region"] == r.as_str() || e["region_id"] == r.as_str()
-                            })
-                    })
-                    .and_then(|e| e["url"].as_str())
-                    .map(str::to_string);
-                endpoint.zip(token).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Auth,
-                        "keystone auth",
-                        &url,
-                        "no token or no public object-store endpoint in the catalog",
-                    )
-                })
-            }
+                }}),
+                region.as_deref(),
+            ),
+            SwiftAuth::Trust {
+                auth_url,
+                username,
+                password,
+                user_domain,
+                trust_id,
+            } => keystone_login(
+                agent,
+                auth_url,
+                serde_json::json!({"auth": {
+                    "identity": {"methods": ["password"], "password": {"user": {
+                        "name": username, "domain": {"name": user_domain}, "password": password}}},
+                    "scope": {"OS-TRUST:trust": {"id": trust_id}}
+                }}),
+                None,
+            ),
         }
     }
+}
+
+/// `POST /v3/auth/tokens` with `body`; returns the public object-store endpoint of the
+/// token's catalog (in `region` when given) and the token.
+fn keystone_login(
+    agent: &ureq::Agent,
+    auth_url: &str,
+    body: serde_json::Value,
+    region: Option<&str>,
+) -> Result<(String, String)> {
+    let base = auth_url.trim_end_matches('/');
+    let url = if base.ends_with("/v3") {
+        format!("{base}/auth/tokens")
+    } else {
+        format!("{base}/v3/auth/tokens")
+    };
+    let resp = agent
+        .post(&url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+        .map_err(|e| map_err("keystone auth", &url, e))?;
+    let token = resp.header("X-Subject-Token").map(str::to_string);
+    let json: serde_json::Value = serde_json::from_slice(&crate::http::read_body(
+        resp,
+        8 << 20,
+        "keystone auth",
+        &url,
+    )?)
+    .map_err(|e| Error::new(ErrorKind::Auth, "keystone auth", &url, "bad JSON").with_source(e))?;
+    let endpoint = json["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "object-store")
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .find(|e| {
+            e["interface"] == "public"
+                && region.is_none_or(|r| e["region"] == r || e["region_id"] == r)
+        })
+        .and_then(|e| e["url"].as_str())
+        .map(str::to_string);
+    endpoint.zip(token).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Auth,
+            "keystone auth",
+            &url,
+            "no token or no public object-store endpoint in the catalog",
+        )
+    })
 }
