@@ -52,7 +52,8 @@ struct Served {
     home: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
+    /// Catalog, store and the customers' files (`files/<project>/...`).
+    dir: tempfile::TempDir,
 }
 
 impl Served {
@@ -112,11 +113,21 @@ impl Served {
                         cloudimg_api::AppState::new(db, store, auth, cfg.limits.clone())
                     }
                 };
+                // An embedded worker on `files/<project>/...`, as `serve --workers 1`.
+                let wcfg = cloudimg_api::worker::WorkerConfig {
+                    files: cloudimg_api::worker::Files::Local(root.join("files")),
+                    poll: Duration::from_millis(100),
+                    ..Default::default()
+                };
+                let worker_stop = st.shutdown.clone();
+                tokio::spawn(cloudimg_api::worker::run(st.clone(), wcfg, worker_stop));
                 let listener = tokio::net::TcpListener::bind(cfg.listen).await.unwrap();
                 let _ = ready_tx.send(Some(listener.local_addr().unwrap()));
+                let st2 = st.clone();
                 axum::serve(listener, cloudimg_api::http::router(st))
                     .with_graceful_shutdown(async move {
                         let _ = stop_rx.await;
+                        st2.shutdown.cancel();
                     })
                     .await
                     .unwrap();
@@ -130,7 +141,7 @@ impl Served {
             home: tempfile::tempdir().unwrap(),
             stop: Some(stop_tx),
             thread: Some(thread),
-            _dir: dir,
+            dir,
         })
     }
 
@@ -574,4 +585,87 @@ fn keystone_token_lists_images() {
     assert_eq!(st, 403, "role member: {v}");
     let (st, v) = s.api("GET", "/v2/images", "not-a-keystone-token", None);
     assert_eq!(st, 401, "{v}");
+}
+
+/// glanceclient's task commands against our tasks API: `task-create` of an import from the
+/// caller's files, polled with `task-show` until the embedded worker finishes it, then
+/// `task-list`; the image it made is active. A failing import shows its code in
+/// `task-show`'s message.
+fn glance_tasks(engine: Engine) {
+    if !require_tool("glance") {
+        return;
+    }
+    let Some(s) = Served::start(engine) else {
+        return;
+    };
+    let disk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/dynamic-qemu.vhd");
+    let up = s.dir.path().join(format!("files/{PA}/uploads"));
+    std::fs::create_dir_all(&up).unwrap();
+    std::fs::copy(&disk, up.join("disk.vhd")).unwrap();
+    std::fs::write(up.join("notes.txt"), b"not a disk\n".repeat(64)).unwrap();
+    let field = |table: &str, name: &str| -> String {
+        table
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells.len() >= 3 && cells[1] == name).then(|| cells[2].to_string())
+            })
+            .next()
+            .unwrap_or_default()
+    };
+    let mut finished = Vec::new();
+    for (object, name) in [
+        ("uploads/disk.vhd", "from-glance"),
+        ("uploads/notes.txt", "bad"),
+    ] {
+        let input = json!({"import_from": object, "import_from_format": "vhd",
+            "image_properties": {"name": name}})
+        .to_string();
+        let out = s.glance(TA, &["task-create", "--type", "import", "--input", &input]);
+        let id = field(&out, "id");
+        assert_eq!(id.len(), 36, "task-create shows the task's id: {out}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let shown = loop {
+            let out = s.glance(TA, &["task-show", &id]);
+            let status = field(&out, "status");
+            if status == "success" || status == "failure" {
+                break out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task {id} never ended: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        finished.push((id, shown));
+    }
+    let (ok_id, ok) = &finished[0];
+    assert_eq!(field(ok, "status"), "success", "{ok}");
+    assert_eq!(field(ok, "owner"), PA, "{ok}");
+    let result: Value = serde_json::from_str(&field(ok, "result")).unwrap_or(Value::Null);
+    let image = result["image_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ok}"));
+    let (st, img) = s.api("GET", &format!("/v2/images/{image}"), TA, None);
+    assert_eq!(st, 200, "{img}");
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["name"], "from-glance", "{img}");
+    let (_, bad) = &finished[1];
+    assert_eq!(field(bad, "status"), "failure", "{bad}");
+    assert!(field(bad, "message").starts_with("396"), "{bad}");
+    let list = s.glance(TA, &["task-list"]);
+    assert!(list.contains(ok_id.as_str()), "{list}");
+    // Another project sees none of them.
+    let other = s.glance(TB, &["task-list"]);
+    assert!(!other.contains(ok_id.as_str()), "{other}");
+}
+
+#[test]
+fn glance_tasks_sqlite() {
+    glance_tasks(Engine::Sqlite);
+}
+
+#[test]
+fn glance_tasks_postgres() {
+    glance_tasks(Engine::Postgres);
 }
