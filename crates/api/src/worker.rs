@@ -74,6 +74,9 @@ impl Default for WorkerConfig {
     }
 }
 
+/// How long a worker keeps trying to record the end of a task when the catalog fails.
+const FINISH_PATIENCE: Duration = Duration::from_secs(120);
+
 /// How long a finished task stays visible by default (Glance: 48 h).
 pub const DEFAULT_TASK_TTL: Duration = Duration::from_secs(48 * 3600);
 
@@ -163,18 +166,33 @@ pub async fn run_once(
         _ => "failure",
     };
     let result = task.result.as_ref().map(|r| r.to_string());
-    let done = db::tasks::finish(
-        &st.db,
-        &row.id,
-        me,
-        row.attempts,
-        status,
-        result.as_deref(),
-        &task.message,
-        &clock::now(),
-        &clock::after(cfg.task_ttl),
-    )
-    .await?;
+    // The work is done: a catalog that is briefly away (a restart, a failover) must not
+    // cost a re-run, so the end is written again until it lands or FINISH_PATIENCE passes.
+    let mut wait = Duration::from_millis(250);
+    let give_up = std::time::Instant::now() + FINISH_PATIENCE;
+    let done = loop {
+        match db::tasks::finish(
+            &st.db,
+            &row.id,
+            me,
+            row.attempts,
+            status,
+            result.as_deref(),
+            &task.message,
+            &clock::now(),
+            &clock::after(cfg.task_ttl),
+        )
+        .await
+        {
+            Ok(done) => break done,
+            Err(e) if std::time::Instant::now() < give_up => {
+                tracing::warn!(task = %row.id, error = %e, "writing the task's end failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     if done {
         if let Err(e) = db::credentials::delete(&st.db, &row.id).await {
             tracing::warn!(task = %row.id, error = %e, "could not forget the task's credential");

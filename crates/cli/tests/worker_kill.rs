@@ -364,3 +364,140 @@ async fn crash_before_the_manifest() {
 async fn crash_before_the_image_record() {
     crash_import_and_export("import:before-record", None).await;
 }
+
+/// A private PostgreSQL cluster started by scripts/pg-up.sh on a free port: (URL, data
+/// folder, pg_ctl path). None (a panic under CI) when PostgreSQL is not installed.
+fn private_pg(dir: &Path) -> Option<(String, std::path::PathBuf, std::path::PathBuf)> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).max());
+    let Some(bin) = bin.filter(|b| b.join("pg_ctl").exists()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL is not installed (scripts/install-deps.sh)"
+        );
+        eprintln!("skip: PostgreSQL is not installed");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = cloudimg_fixtures::env::workspace_root();
+    let out = Command::new("bash")
+        .arg(root.join("scripts/pg-up.sh"))
+        .env("CLOUDIMG_PG_PORT", port.to_string())
+        .env("CLOUDIMG_PG_DIR", dir.join("pg"))
+        .env("CLOUDIMG_PG_ENV", dir.join("pg.env"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "pg-up: {said}");
+    let data = said
+        .rsplit_once("(data in ")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(d, _)| std::path::PathBuf::from(d))
+        .unwrap_or_else(|| panic!("pg-up names its data folder: {said}"));
+    let url = std::fs::read_to_string(dir.join("pg.env"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("CLOUDIMG_PG_URL=")
+        .to_string();
+    Some((url, data, bin.join("pg_ctl")))
+}
+
+/// `pg_ctl ARGS` as the cluster's owner.
+fn pg_ctl(pg_ctl: &Path, data: &Path, args: &[&str]) -> bool {
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(pg_ctl);
+        c
+    } else {
+        Command::new(pg_ctl)
+    };
+    cmd.arg("-D")
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// The catalog (PostgreSQL) restarts, dropping every connection, while a real worker runs
+/// an import: the worker's heartbeats and its final write wait the outage out, so the same
+/// run finishes the task (one attempt) and the image exists once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_restart_mid_run() {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_cloudimg");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let Some((url, data, ctl)) = private_pg(dir) else {
+        return;
+    };
+    big_vhd(dir);
+    let db = Db::connect(&url).await.unwrap();
+    let id = add_task(
+        &db,
+        "import",
+        serde_json::json!({"import_from": "uploads/big.vhd", "import_from_format": "vhd",
+            "image_properties": {"name": "big"}}),
+    )
+    .await;
+    let mut w = Command::new(bin)
+        .args(["worker", "--db", &url, "--store"])
+        .arg(dir.join("store"))
+        .arg("--files")
+        .arg(dir.join("files"))
+        .env("CLOUDIMG_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tasks::get(&db, &id).await.unwrap().unwrap().status != "processing" {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never claimed the task"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        pg_ctl(&ctl, &data, &["-w", "-m", "fast", "restart"]),
+        "restart"
+    );
+    // The test's own pool reconnects too (sqlx pings before handing out a connection).
+    let t = tasks::get(&db, &id).await.unwrap().unwrap();
+    assert_eq!(t.status, "processing", "the restart happened mid-run");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let t = loop {
+        let t = tasks::get(&db, &id).await.unwrap().unwrap();
+        if t.status == "success" || t.status == "failure" || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = w.kill();
+    let _ = w.wait();
+    let ok = (t.status.clone(), t.attempts, t.message.clone());
+    let images = cloudimg_api::db::images::count(&db).await.unwrap();
+    db.close().await;
+    pg_ctl(&ctl, &data, &["-m", "immediate", "stop"]);
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(ok.0, "success", "{}", ok.2);
+    assert_eq!(ok.1, 1, "the same run finished it");
+    assert_eq!(images, 1, "one image");
+}
