@@ -64,6 +64,9 @@ pub struct AppState {
     /// When tasks run against the customers' Swift (`--files swift`): how long the
     /// Keystone trust made for each new task lasts. None: tasks need no credential.
     pub trust_lifetime: Option<Duration>,
+    /// Woken when this process creates a task, so its embedded workers claim it at once
+    /// instead of at their next poll.
+    pub task_created: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             node: uuid::Uuid::new_v4().to_string(),
             trust_lifetime,
+            task_created: tokio::sync::Notify::new(),
         })
     }
 }

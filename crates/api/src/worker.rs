@@ -93,6 +93,7 @@ pub async fn run(st: Arc<AppState>, cfg: WorkerConfig, stop: CancellationToken) 
                     Ok(false) => {
                         tokio::select! {
                             _ = stop.cancelled() => {}
+                            _ = st.task_created.notified() => {}
                             _ = tokio::time::sleep(cfg.poll) => {}
                         }
                     }

@@ -129,6 +129,7 @@ pub async fn create(st: &AppState, caller: &Caller, body: &Value) -> ApiResult<T
         db::credentials::insert(&st.db, &t.id, &trust, &until).await?;
     }
     db::tasks::insert(&st.db, &t).await?;
+    st.task_created.notify_waiters();
     Ok(t)
 }
 
