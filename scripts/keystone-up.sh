@@ -17,6 +17,7 @@
 #   CLOUDIMG_SWIFT_PROXY_PORT   tempauth proxy port         (18080); the Keystone proxy uses +1
 #   CLOUDIMG_MEMCACHED_PORT     memcached port              (11311)
 #   CLOUDIMG_KEYSTONE_PORT      Keystone port               (15000)
+#   CLOUDIMG_IMAGE_PORT         the catalog's image endpoint (19292): cloudimg serve in tests
 #   CLOUDIMG_KEYSTONE_TIMEOUT   seconds to wait for health  (60)
 set -euo pipefail
 
@@ -27,6 +28,9 @@ proxy_port="${CLOUDIMG_SWIFT_PROXY_PORT:-18080}"
 ks_proxy_port=$((proxy_port + 1))
 memcached_port="${CLOUDIMG_MEMCACHED_PORT:-11311}"
 ks_port="${CLOUDIMG_KEYSTONE_PORT:-15000}"
+# Where the catalog's `image` endpoint points: the API test that drives the clients through
+# the catalog serves there.
+image_port="${CLOUDIMG_IMAGE_PORT:-19292}"
 timeout="${CLOUDIMG_KEYSTONE_TIMEOUT:-60}"
 run_user="$(id -un)"
 run_group="$(id -gn)"
@@ -39,6 +43,7 @@ servers=(keystone ksproxy)
 
 ks_url="http://127.0.0.1:$ks_port"
 swift_url="http://127.0.0.1:$ks_proxy_port"
+image_url="http://127.0.0.1:$image_port"
 admin_pw="cloudimg-admin"
 project="cloudimg"
 user="cloudimg"
@@ -114,13 +119,15 @@ KS_ADMIN_PASSWORD=$admin_pw
 KS_ADMIN_PROJECT_NAME=admin
 # Customers (role admin in their own project): user, password (<user>-pw), project.
 KS_CUSTOMERS=alice:customer-a bob:customer-b
+# The catalog's image endpoint (nothing listens there until a test serves on it).
+KS_IMAGE_URL=$image_url
 EOF
     } >"$tmp"
     mv "$tmp" "$envfile"
 }
 
 # Bumped when the bootstrapped users change: a running Keystone of an older stamp restarts.
-stamp="keystone=$ks_port swift=$ks_proxy_port v2"
+stamp="keystone=$ks_port swift=$ks_proxy_port image=$image_port v3"
 if alive keystone && alive ksproxy && healthy && [ "$(cat "$ks/bootstrapped" 2>/dev/null)" = "$stamp" ]; then
     write_env
     say "already running at $ks_url (Swift proxy $swift_url)"
@@ -200,7 +207,7 @@ if [ "$(cat "$ks/bootstrapped" 2>/dev/null)" != "$stamp" ]; then
     # The object-store catalog entry, written offline through Keystone's own catalog API
     # as bootstrap writes the identity one: through the REST API, sqlite under the
     # single-threaded wsgiref server answers "database is locked" between writes.
-    /usr/bin/python3 - "$ks/keystone.conf" "$swift_url/v1/AUTH_\$(project_id)s" \
+    /usr/bin/python3 - "$ks/keystone.conf" "$swift_url/v1/AUTH_\$(project_id)s" "$image_url" \
         >>"$log/keystone-manage.out" 2>&1 <<'PY' ||
 import sys
 import uuid
@@ -215,14 +222,15 @@ sql.initialize()
 keystone.conf.CONF(args=[], project="keystone", default_config_files=[sys.argv[1]])
 backends.load_backends()
 catalog = provider_api.ProviderAPIs.catalog_api
-sid = uuid.uuid4().hex
-catalog.create_service(sid, {"id": sid, "name": "swift", "type": "object-store", "enabled": True})
-for interface in ("public", "internal", "admin"):
-    eid = uuid.uuid4().hex
-    catalog.create_endpoint(eid, {"id": eid, "interface": interface, "url": sys.argv[2],
-                                  "service_id": sid, "region_id": "RegionOne", "enabled": True})
+for name, kind, url in (("swift", "object-store", sys.argv[2]), ("glance", "image", sys.argv[3])):
+    sid = uuid.uuid4().hex
+    catalog.create_service(sid, {"id": sid, "name": name, "type": kind, "enabled": True})
+    for interface in ("public", "internal", "admin"):
+        eid = uuid.uuid4().hex
+        catalog.create_endpoint(eid, {"id": eid, "interface": interface, "url": url,
+                                      "service_id": sid, "region_id": "RegionOne", "enabled": True})
 PY
-        { say "could not register the object-store endpoint (see $log/keystone-manage.out)"; exit 2; }
+        { say "could not register the object-store and image endpoints (see $log/keystone-manage.out)"; exit 2; }
     echo "$stamp" >"$ks/bootstrapped"
 fi
 

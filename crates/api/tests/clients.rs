@@ -65,6 +65,13 @@ impl Served {
     /// Starts a server that authenticates with `auth` (static tokens `TA`/`TB` from the
     /// token file when `None`, through `cloudimg serve`'s start-up).
     fn start_with(engine: Engine, auth: Option<Authenticator>) -> Option<Served> {
+        Self::start_on(engine, auth, "127.0.0.1:0")
+    }
+
+    /// Starts a server on `listen` (the catalog's image endpoint, for clients that find
+    /// the service through Keystone).
+    fn start_on(engine: Engine, auth: Option<Authenticator>, listen: &str) -> Option<Served> {
+        let listen: std::net::SocketAddr = listen.parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("tokens.json");
         let body = json!({
@@ -89,7 +96,7 @@ impl Served {
                 let cfg = ServeConfig {
                     db_url,
                     store_url: root.join("store").to_str().unwrap().to_string(),
-                    listen: "127.0.0.1:0".parse().unwrap(),
+                    listen,
                     auth: AuthConfig::Static(tokens),
                     limits: Limits::default(),
                     drain: Duration::from_secs(1),
@@ -544,7 +551,8 @@ fn glance_upload_download_tags_members(s: &Served) {
 
 /// Keystone v3 end to end: the service validates callers' tokens with its own Keystone
 /// identity; the caller's project (from Keystone) owns what it creates, and OSC lists it
-/// with that token. The test user holds only `member`, which Cloud Images' roles do not
+/// with that token; OSC and glanceclient with a customer's password find the service
+/// through Keystone's catalog (its `image` endpoint). The test user holds only `member`, which Cloud Images' roles do not
 /// know: 403. A token Keystone does not know: 401. (One engine: the path under test is
 /// authentication, which does not touch the catalog's engine.)
 #[test]
@@ -565,7 +573,13 @@ fn keystone_token_lists_images() {
         project_domain: "Default".into(),
     };
     let auth = Authenticator::Keystone(Keystone::new(&ks.auth_url, creds));
-    let Some(s) = Served::start_with(Engine::Sqlite, Some(auth)) else {
+    // Served where Keystone's catalog says the image service is.
+    let image_url = common::swift_env_value("KS_IMAGE_URL")
+        .expect("KS_IMAGE_URL in the env file (rerun scripts/keystone-up.sh)");
+    let listen = image_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let Some(s) = Served::start_on(Engine::Sqlite, Some(auth), listen) else {
         return;
     };
     let (token, project_id) =
@@ -578,6 +592,59 @@ fn keystone_token_lists_images() {
 
     let list = s.osc_json(&token, &["image", "list"]);
     assert!(ids(&list, "ID").contains(&id), "{list}");
+
+    // A customer with a password, as users run the clients: both find the image service
+    // in Keystone's catalog (no endpoint given), and the image belongs to her project.
+    let customers = common::keystone_customers();
+    let (alice, alice_pw, alice_project) = &customers[0];
+    let (_, alice_pid) = common::keystone_token(&ks.auth_url, alice, alice_pw, alice_project);
+    let file = s.file("catalog.raw");
+    std::fs::write(&file, b"found through the catalog").unwrap();
+    let auth_args = [
+        "--os-auth-url",
+        ks.auth_url.as_str(),
+        "--os-identity-api-version",
+        "3",
+        "--os-username",
+        alice.as_str(),
+        "--os-password",
+        alice_pw.as_str(),
+        "--os-project-name",
+        alice_project.as_str(),
+        "--os-user-domain-name",
+        "Default",
+        "--os-project-domain-name",
+        "Default",
+    ];
+    let mut create = auth_args.to_vec();
+    create.extend([
+        "image",
+        "create",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--file",
+        file.to_str().unwrap(),
+        "-f",
+        "json",
+        "via-catalog",
+    ]);
+    let made: Value = serde_json::from_str(&s.ok("openstack", &create)).unwrap();
+    assert_eq!(made["owner"], alice_pid.as_str(), "{made}");
+    // glanceclient has no --os-identity-api-version: it reads the version from the URL.
+    let mut list: Vec<&str> = auth_args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--os-identity-api-version" && *a != "3")
+        .collect();
+    list.extend(["image-list"]);
+    let out = s.ok("glance", &list);
+    assert!(out.contains(made["id"].as_str().unwrap()), "{out}");
+    assert!(
+        !out.contains(&id),
+        "another project's image is not listed: {out}"
+    );
 
     let (member_token, _) =
         common::keystone_token(&ks.auth_url, &ks.username, &ks.password, &ks.project_name);

@@ -377,3 +377,23 @@ pub fn keystone_customers() -> Vec<(String, String, String)> {
         .map(|(u, p)| (u.to_string(), format!("{u}-pw"), p.to_string()))
         .collect()
 }
+
+/// A value from the env file `scripts/swift-up.sh` and `keystone-up.sh` write.
+pub fn swift_env_value(key: &str) -> Option<String> {
+    if let Some(v) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
+        return Some(v);
+    }
+    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            cloudimg_fixtures::env::workspace_root()
+                .join("target")
+                .join("swift.env")
+        });
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(&format!("{key}="))
+            .map(|v| v.trim().to_string())
+    })
+}
