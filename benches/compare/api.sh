@@ -33,6 +33,7 @@
 # bash benches/compare/api.sh
 #   BENCH_IMAGES=10000 BENCH_SECONDS=10 BENCH_CONNS=50 BENCH_ROUNDS=3
 #   BENCH_SIZE_MB=1024 BENCH_UPLOAD_RUNS=3 BENCH_CONCURRENT=10
+#   BENCH_DATA=0 (the load tables only: no image data section)
 #   CLOUDIMG_PG_URL (default: scripts/pg-up.sh's server)
 source "$(dirname "$0")/lib.sh"
 need curl cmp md5sum psql
@@ -304,6 +305,21 @@ fi
 sed -i -e 's/\tsqlite\t/\tcloudimg (SQLite)\t/' -e 's/\tpg\t/\tcloudimg (PostgreSQL)\t/' \
     -e 's/\tglance\t/\tGlance 25.1 (SQLite)\t/' \
     -e 's/^load\tshow\t/load\tGET \/v2\/images\/{id}\t/' -e 's/^load\tlist\t/load\tGET \/v2\/images?limit=25\t/' "$results"
+
+if [ "${BENCH_DATA:-1}" = 0 ]; then
+    echo
+    echo "### Cloud Images v2 API against Glance (benches/compare/api.sh, BENCH_DATA=0: no image data)"
+    echo
+    echo "$(date -u '+%F %H:%M UTC') · $(nproc) cores · $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) · $(uname -sr) · $images images per catalog · wrk -t 2 -c $conns, $secs s × $rounds rounds · load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    "$py" "$helper" summary "$results"
+    if [ -s "$d/perf.txt" ]; then
+        echo '```'
+        cat "$d/perf.txt"
+        echo '```'
+    fi
+    exit 0
+fi
 
 # --- image data through the API and through the CLI, same store -------------------
 for s in pg glance; do

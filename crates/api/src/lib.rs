@@ -30,6 +30,7 @@ pub mod clock;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fence;
 pub mod http;
 pub mod server;
 pub mod service;

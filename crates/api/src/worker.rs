@@ -19,6 +19,7 @@
 use crate::clock;
 use crate::db::{self, tasks::TaskRow};
 use crate::domain::image::{status, Image};
+use crate::fence::{Fence, FencedStore};
 use crate::state::AppState;
 use cloudimg_pipeline::local::LocalStore;
 use cloudimg_pipeline::ObjectStore;
@@ -123,19 +124,27 @@ pub async fn run_once(
     };
     tracing::info!(task = %row.id, kind = %row.task_type, attempt = row.attempts, "task claimed");
     let progress = Arc::new(Mutex::new(("starting".to_string(), 0i64, 0i64)));
+    let fence = Fence::default();
     let beat = tokio::spawn(heartbeat(
         st.clone(),
         row.clone(),
         me.to_string(),
         cfg.lease,
         progress.clone(),
+        fence.clone(),
     ));
     let placeholder = match row.task_type.as_str() {
         "import" => begin_import_image(st, &row).await?,
         _ => None,
     };
-    let (st2, cfg2, row2, p2) = (st.clone(), cfg.clone(), row.clone(), progress.clone());
-    let task = tokio::task::spawn_blocking(move || execute(&st2, &cfg2, &row2, &p2)).await;
+    let (st2, cfg2, row2, p2, f2) = (
+        st.clone(),
+        cfg.clone(),
+        row.clone(),
+        progress.clone(),
+        fence.clone(),
+    );
+    let task = tokio::task::spawn_blocking(move || execute(&st2, &cfg2, &row2, &p2, &f2)).await;
     beat.abort();
     let task = match task {
         Ok(t) => t,
@@ -148,18 +157,16 @@ pub async fn run_once(
             t
         }
     };
+    if fence.is_closed() {
+        tracing::warn!(task = %row.id, "lease lost: the run stopped; another worker owns the task");
+        return Ok(true);
+    }
     if task.status == TaskStatus::Success && row.task_type == "import" {
         if let Some(id) = task.result.as_ref().and_then(|r| r["image_id"].as_str()) {
             if let Err(e) = crate::server::adopt_one(st, id).await {
                 tracing::warn!(task = %row.id, error = %e, "import: could not register the image; the task stays processing and is retried");
                 return Ok(true);
             }
-        }
-    }
-    if task.status != TaskStatus::Success {
-        if let Some(id) = &placeholder {
-            // Glance's import flow deletes the image it made when the import fails.
-            db::images::delete_saving(&st.db, id, &row.owner).await?;
         }
     }
     let status = match task.status {
@@ -195,6 +202,11 @@ pub async fn run_once(
         }
     };
     if done {
+        if let (false, Some(id)) = (task.status == TaskStatus::Success, &placeholder) {
+            // Glance's import flow deletes the image it made when the import fails. Only
+            // the lease holder does: another run may be making that image now.
+            db::images::delete_saving(&st.db, id, &row.owner).await?;
+        }
         if let Err(e) = db::credentials::delete(&st.db, &row.id).await {
             tracing::warn!(task = %row.id, error = %e, "could not forget the task's credential");
         }
@@ -243,6 +255,7 @@ fn execute(
     cfg: &WorkerConfig,
     row: &TaskRow,
     progress: &Mutex<(String, i64, i64)>,
+    fence: &Fence,
 ) -> Task {
     let mut task = new_task(row);
     let report = |p: Progress| {
@@ -253,8 +266,11 @@ fn execute(
             p.total as i64,
         );
     };
+    let images = st
+        .store
+        .through(FencedStore::wrap(st.store.object_store().clone(), fence));
     let files = match customer_files(st, cfg, row) {
-        Ok(f) => f,
+        Ok(f) => FencedStore::wrap(f, fence),
         Err(e) => {
             task.start();
             task.fail(&e);
@@ -266,7 +282,7 @@ fn execute(
             let _ = cloudimg_tasks::import::run(
                 &mut task,
                 &files,
-                &st.store,
+                &images,
                 &ImportOptions::default(),
                 &report,
             );
@@ -281,7 +297,7 @@ fn execute(
                 segment_size: cfg.export_segment_size,
                 ..ExportOptions::default()
             };
-            let _ = cloudimg_tasks::export::run(&mut task, &st.store, &files, &opts, &report);
+            let _ = cloudimg_tasks::export::run(&mut task, &images, &files, &opts, &report);
         }
     }
     task
@@ -383,6 +399,7 @@ async fn heartbeat(
     me: String,
     lease: Duration,
     progress: Arc<Mutex<(String, i64, i64)>>,
+    fence: Fence,
 ) {
     loop {
         tokio::time::sleep(lease / 3).await;
@@ -399,8 +416,10 @@ async fn heartbeat(
         {
             Ok(true) => {}
             Ok(false) => {
-                // The run goes on to its end; its fenced result will be refused.
-                tracing::warn!(task = %row.id, "lease lost");
+                // Another worker owns the task: the run stops at its next store
+                // operation and undoes nothing; its catalog writes are refused anyway.
+                tracing::warn!(task = %row.id, "lease lost: stopping the run");
+                fence.close();
                 return;
             }
             Err(e) => tracing::warn!(task = %row.id, error = %e, "heartbeat failed"),

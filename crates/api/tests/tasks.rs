@@ -16,6 +16,7 @@ on_both_engines!(
     failures_carry_their_codes,
     leases_fence_and_take_over,
     concurrent_claims_take_each_task_once,
+    a_run_that_lost_its_lease_stops_and_undoes_nothing,
 );
 
 fn files(app: &TestApp) -> WorkerConfig {
@@ -414,4 +415,103 @@ async fn concurrent_claims_take_each_task_once(app: TestApp) {
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 30, "every task claimed");
     assert_eq!(unique.len(), 30, "no task claimed twice");
+}
+
+/// A 96 MiB dynamic VHD of mixed data (qemu-img from raw): an import of it lasts seconds.
+fn big_vhd(app: &TestApp) -> Option<Vec<u8>> {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return None;
+    }
+    let raw = app.dir.path().join("big.raw");
+    let mut data = vec![0u8; 96 << 20];
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    for (i, chunk) in data.chunks_mut(4096).enumerate() {
+        if i % 3 != 2 {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = (x >> 56) as u8;
+            }
+        }
+    }
+    std::fs::write(&raw, &data).unwrap();
+    let vhd = app.dir.path().join("big.vhd");
+    let st = std::process::Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "vpc"])
+        .arg(&raw)
+        .arg(&vhd)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Some(std::fs::read(vhd).unwrap())
+}
+
+/// A worker stalls past its lease and another claims the task: at its next heartbeat the
+/// first run finds the lease gone and stops at its next store operation, before its end,
+/// and undoes nothing: the task stays the new owner's, the image the import recorded as
+/// saving stays, and no record of a finished image appears from the stopped run.
+async fn a_run_that_lost_its_lease_stops_and_undoes_nothing(app: TestApp) {
+    let Some(disk) = big_vhd(&app) else { return };
+    put_file(&app, "proj-a", "uploads/big.vhd", &disk);
+    let (_, t) = app
+        .post(
+            "/v2/tasks",
+            "admin-a",
+            json!({"type": "import", "input": {"import_from": "uploads/big.vhd",
+            "import_from_format": "vhd", "image_properties": {"name": "big"}}}),
+        )
+        .await;
+    let id = t["id"].as_str().unwrap().to_string();
+    let cfg = WorkerConfig {
+        lease: std::time::Duration::from_secs(3),
+        ..files(&app)
+    };
+    let st = app.st.clone();
+    let run = tokio::spawn(async move { worker::run_once(&st, &cfg, "stalled").await });
+    let db = &app.st.db;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cloudimg_api::db::tasks::get(db, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        != "processing"
+    {
+        assert!(std::time::Instant::now() < deadline, "never claimed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Another worker's claim after the lease expired, as the reaper-claim would write it.
+    sqlx::query("UPDATE tasks SET lease_owner = 'thief', attempts = attempts + 1 WHERE id = $1")
+        .bind(&id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+        .await
+        .expect("the stopped run returns")
+        .unwrap();
+    assert!(ran.unwrap(), "it had claimed a task");
+    let t = cloudimg_api::db::tasks::get(db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.status, "processing", "the stopped run wrote no end");
+    assert_eq!(t.attempts, 2);
+    let task = cloudimg_tasks::Task::with_id(
+        id.clone(),
+        cloudimg_tasks::TaskType::Import,
+        serde_json::from_str(&t.input).unwrap(),
+        "proj-a",
+    );
+    let image = cloudimg_tasks::import::image_id_for(&task);
+    let img = cloudimg_api::db::images::get(db, &image.to_string())
+        .await
+        .unwrap()
+        .expect("the saving image is not removed by the stopped run");
+    assert_eq!(img.status, "saving");
+    assert!(
+        app.st.store.get(&image).unwrap().is_none(),
+        "the stopped run did not finish the import"
+    );
 }

@@ -182,6 +182,16 @@ impl ImageStore {
         &self.store
     }
 
+    /// The same images (container, prefix) reached through `store` instead, e.g. a
+    /// wrapper that can stop a run.
+    pub fn through(&self, store: Arc<dyn ObjectStore>) -> ImageStore {
+        ImageStore {
+            store,
+            container: self.container.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+
     /// The container images live in.
     pub fn container(&self) -> &str {
         &self.container
