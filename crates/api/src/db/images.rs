@@ -2,12 +2,11 @@
 //! one [`Image`]. Every change is fenced on the row's `version` (an UPDATE that names the
 //! version it read), so two writers never lose each other's change silently.
 
-use super::{bind_args, placeholders, Db};
+use super::{bind_args, placeholders, Db, Engine};
 use crate::domain::image::{status, Image};
 use crate::domain::list::{Arg, Dir, Filter, ListQuery, SortKey, VisFilter};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::collections::HashMap;
 
 const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protected, i.os_hidden, \
      i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, \
@@ -108,28 +107,29 @@ async fn write_extras(
 
 /// The image `id` with its properties and tags.
 pub async fn get(db: &Db, id: &str) -> Result<Option<Image>, sqlx::Error> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM images i WHERE i.id = $1"))
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let mut imgs = vec![from_row(&row)?];
-    load_extras(db, &mut imgs).await?;
-    Ok(imgs.pop())
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, {} FROM images i WHERE i.id = $1",
+        extras(db)
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(from_row_with_extras).transpose()
 }
 
 /// The image `id` with its properties and tags, and the membership status of `project`
-/// in it (None when it is not a member), read in one round trip for the image and one for
-/// its properties and tags: the show path runs this on every `GET /v2/images/{id}`.
+/// in it (None when it is not a member), in one round trip: the show path runs this on
+/// every `GET /v2/images/{id}`.
 pub async fn get_as(
     db: &Db,
     id: &str,
     project: &str,
 ) -> Result<Option<(Image, Option<String>)>, sqlx::Error> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS}, (SELECT m.status FROM image_members m \
+        "SELECT {COLUMNS}, {}, (SELECT m.status FROM image_members m \
          WHERE m.image_id = i.id AND m.member = $2) AS member_status \
-         FROM images i WHERE i.id = $1"
+         FROM images i WHERE i.id = $1",
+        extras(db)
     ))
     .bind(id)
     .bind(project)
@@ -137,53 +137,43 @@ pub async fn get_as(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let status: Option<String> = row.try_get("member_status")?;
-    let mut imgs = vec![from_row(&row)?];
-    load_extras(db, &mut imgs).await?;
-    Ok(imgs.pop().map(|i| (i, status)))
+    Ok(Some((from_row_with_extras(&row)?, status)))
 }
 
-/// Fills properties and tags of `imgs` with one query (a UNION of both tables: each
-/// query is a round trip to the connection's thread, which costs more than the rows).
-async fn load_extras(db: &Db, imgs: &mut [Image]) -> Result<(), sqlx::Error> {
-    if imgs.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Arg> = imgs.iter().map(|i| Arg::Text(i.id.clone())).collect();
-    let pos: HashMap<&str, usize> = imgs
-        .iter()
-        .enumerate()
-        .map(|(n, i)| (i.id.as_str(), n))
-        .collect();
-    let ph = placeholders(0, ids.len());
-    let sql = format!(
-        "SELECT image_id, 'p' AS kind, name AS k, value AS v FROM image_properties \
-         WHERE image_id IN ({ph}) \
-         UNION ALL SELECT image_id, 't' AS kind, value AS k, '' AS v FROM image_tags \
-         WHERE image_id IN ({ph})"
-    );
-    let rows = bind_args(sqlx::query(&sql), &ids)
-        .fetch_all(db.pool())
-        .await?;
-    let mut found: Vec<(usize, bool, String, String)> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: &str = r.try_get("image_id")?;
-        if let Some(&n) = pos.get(id) {
-            let kind: &str = r.try_get("kind")?;
-            found.push((n, kind == "t", r.try_get("k")?, r.try_get("v")?));
+/// The properties (a JSON object) and tags (a JSON array) of `i`, aggregated in the same
+/// statement as its row: a page of images is one query. Each query is a round trip to
+/// the connection (for SQLite, to the connection's own thread and back), which costs
+/// more than reading the rows, so the aggregation is the one place where the two
+/// engines' SQL differs (SQLite's `json_group_*`, PostgreSQL's `json_*_agg`).
+fn extras(db: &Db) -> &'static str {
+    match db.engine() {
+        Engine::Sqlite => {
+            "(SELECT json_group_object(p.name, p.value) FROM image_properties p \
+             WHERE p.image_id = i.id) AS props_json, \
+             (SELECT json_group_array(t.value) FROM image_tags t \
+             WHERE t.image_id = i.id) AS tags_json"
+        }
+        Engine::Postgres => {
+            "(SELECT json_object_agg(p.name, p.value) FROM image_properties p \
+             WHERE p.image_id = i.id)::text AS props_json, \
+             (SELECT json_agg(t.value) FROM image_tags t \
+             WHERE t.image_id = i.id)::text AS tags_json"
         }
     }
-    drop(pos);
-    for (n, tag, k, v) in found {
-        if tag {
-            imgs[n].tags.push(k);
-        } else {
-            imgs[n].properties.insert(k, v);
-        }
+}
+
+/// An image row read with [`extras`].
+fn from_row_with_extras(r: &AnyRow) -> Result<Image, sqlx::Error> {
+    let mut img = from_row(r)?;
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    if let Some(p) = r.try_get::<Option<String>, _>("props_json")? {
+        img.properties = serde_json::from_str(&p).map_err(decode)?;
     }
-    for i in imgs.iter_mut() {
-        i.tags.sort();
+    if let Some(t) = r.try_get::<Option<String>, _>("tags_json")? {
+        img.tags = serde_json::from_str(&t).map_err(decode)?;
+        img.tags.sort();
     }
-    Ok(())
+    Ok(img)
 }
 
 /// Writes `img` (columns, properties, tags) if the stored row is still at `img.version`;
@@ -535,16 +525,15 @@ pub async fn list(
         .collect();
     let limit = push(Arg::Int(q.limit as i64), &mut args);
     let sql = format!(
-        "SELECT {COLUMNS} FROM images i WHERE {} ORDER BY {} LIMIT {limit}",
+        "SELECT {COLUMNS}, {} FROM images i WHERE {} ORDER BY {} LIMIT {limit}",
+        extras(db),
         wh.join(" AND "),
         order.join(", ")
     );
     let rows = bind_args(sqlx::query(&sql), &args)
         .fetch_all(db.pool())
         .await?;
-    let mut imgs = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-    load_extras(db, &mut imgs).await?;
-    Ok(imgs)
+    rows.iter().map(from_row_with_extras).collect()
 }
 
 /// Number of images (for metrics and tests).
