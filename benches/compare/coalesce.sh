@@ -1,44 +1,52 @@
 #!/usr/bin/env bash
-# cloudimg coalesce of a two-layer chain (dynamic base + differencing child) into one
-# dynamic VHD, against `cat` of both layers (the I/O limit: every byte read once
-# and written once) and qemu-img converting the base alone (qemu cannot read VHD
-# differencing disks, so it is a floor for one layer, not a like-for-like rival).
+# cloudimg coalesce of a 4-deep chain (dynamic base + 3 differencing layers with
+# partial bitmaps, mkchain.py --deep) into one dynamic VHD, against `cat` of
+# every layer into one file: every allocated byte read once and written once,
+# the I/O limit (qemu-img cannot read VHD differencing disks). Run the way a
+# user runs them (see "Runs in turn" in lib.sh): new and overwritten outputs;
+# `--no-sync` against cat, the default (fsync) against cat followed by
+# `sync FILE` (an fsync of cat's output).
 #
-# bash benches/compare/coalesce.sh
+# bash benches/compare/coalesce.sh        (BENCH_SIZE_MB virtual, default 1024)
 source "$(dirname "$0")/lib.sh"
-need qemu-img python3
+need python3 sync
 CLOUDIMG_BIN="$(cloudimg_bin)"
 d="$BENCH_DIR/coalesce"
 mkdir -p "$d"
-python3 "$(dirname "$0")/mkchain.py" "$d/1.vhd" "$d/0.vhd" "$BENCH_SIZE_MB"
-bytes=$(($(stat -c %s "$d/1.vhd") + $(stat -c %s "$d/0.vhd")))
+[ -f "$d/l3.vhd" ] || python3 "$(dirname "$0")/mkchain.py" --deep 4 "$d" "$BENCH_SIZE_MB"
+layers=("$d/l0.vhd" "$d/l1.vhd" "$d/l2.vhd" "$d/l3.vhd")
+mib=$(($(cat "${layers[@]}" | wc -c) >> 20))
+implemented coalesce || exit 2
 
-# Every timed run gets recycled page-cache pages (see warm() in convert.sh:
-# on this project's VMs a fresh page costs milliseconds per MiB to touch).
-warm() {
-    sync
-    dd if=/dev/zero of="$d/warm" bs=2M count=$((bytes / (2 << 20) + 1)) status=none
-    rm -f "$d/warm"
-}
-
-section
-warm
-measure "chain -> one vhd (I/O limit)" "cat" "$bytes" sh -c "cat '$d/0.vhd' '$d/1.vhd' > '$d/cat.out'"
-rm -f "$d/cat.out"
-warm
-measure "base layer -> vhd" "qemu-img" "$(stat -c %s "$d/1.vhd")" qemu-img convert -f vpc -O vpc -o subformat=dynamic,force_size=on "$d/1.vhd" "$d/q.vhd"
-if implemented coalesce; then
-    warm
-    measure "chain -> one vhd" "cloudimg" "$bytes" "$CLOUDIMG_BIN" coalesce --no-sync -O vpc "$d/0.vhd" "$d/c.vhd"
-    if [ -f "$d/c.vhd" ] && implemented convert; then
-        # The coalesced image must read like the chain (both through cloudimg's reader,
-        # since no rival reads the chain; the chain reader is tested against oracles).
-        "$CLOUDIMG_BIN" convert -f vpc -O raw "$d/0.vhd" "$d/chain.raw" >/dev/null 2>&1 &&
-            qemu-img convert -f vpc -O raw "$d/c.vhd" "$d/c.raw" &&
-            cmp "$d/chain.raw" "$d/c.raw" >/dev/null && note "coalesce: output (read by qemu-img) equals the chain" ||
-            note "coalesce: could not verify the output"
-    fi
+for sync in nosync fsync; do
+    for out in new over; do
+        group="$BENCH_SIZE_MB MiB virtual, 4 layers, $mib MiB in files: $out output, $sync"
+        for round in $(seq 0 "$BENCH_RUNS"); do
+            for tool in cat cloudimg; do
+                target="$d/$tool.out"
+                if [ "$out" = new ] && [ -e "$target" ]; then
+                    sync
+                    timed "$group" "(rm of the previous output)" rm -f "$target"
+                fi
+                sync
+                case "$tool:$sync" in
+                cat:nosync) timed "$group" "cat" sh -c 'cat "$@" > "$0"' "$target" "${layers[@]}" ;;
+                cat:fsync) timed "$group" "cat + sync FILE" sh -c 'cat "$@" > "$0" && sync "$0"' "$target" "${layers[@]}" ;;
+                cloudimg:nosync) timed "$group" "cloudimg" "$CLOUDIMG_BIN" coalesce --no-sync -O vpc "$d/l3.vhd" "$target" ;;
+                cloudimg:fsync) timed "$group" "cloudimg" "$CLOUDIMG_BIN" coalesce -O vpc "$d/l3.vhd" "$target" ;;
+                esac
+            done
+        done
+    done
+done
+# The coalesced image, read by qemu-img, must equal the chain read by cloudimg
+# (the chain reader is tested against oracles; no rival reads the chain).
+if implemented convert; then
+    "$CLOUDIMG_BIN" convert -f vpc -O raw "$d/l3.vhd" "$d/chain.raw" >/dev/null 2>&1 &&
+        qemu-img convert -f vpc -O raw "$d/cloudimg.out" "$d/c.raw" &&
+        cmp "$d/chain.raw" "$d/c.raw" >/dev/null && note "coalesce: output (read by qemu-img) equals the chain" ||
+        note "coalesce: OUTPUT DIFFERS or could not be checked"
 fi
-rm -f "$d/cat.out" "$d/chain.raw" "$d/c.raw"
-print_table "coalesce (${BENCH_SIZE_MB} MiB virtual, 2-layer chain)"
+rm -f "$d/chain.raw" "$d/c.raw" "$d/cat.out" "$d/cloudimg.out"
+turns_table "coalesce (4-layer chain, ${BENCH_SIZE_MB} MiB virtual)" cat "cat + sync FILE"
 cleanup_bench coalesce

@@ -3,6 +3,8 @@
 (differencing, parent locators to BASE's file name), 2 MiB blocks, streaming.
 
 usage: mkchain.py BASE CHILD SIZE_MB
+       mkchain.py --deep N DIR SIZE_MB   (DIR/l0.vhd base .. DIR/l{N-1}.vhd leaf;
+                                          child k holds blocks b % 4 == k % 4)
 Base: two blocks in three allocated (random or text data); child: every fourth
 block, half of its sectors (alternate 64-sector runs) marked present, so a
 coalesce must merge bitmaps. Written from the VHD specification, independently
@@ -94,6 +96,9 @@ def write(path, size, uid, allocated, bitmap, data_for, parent=None):
 
 
 def main():
+    if sys.argv[1] == "--deep":
+        deep(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+        return
     base, child, mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
     size = mb << 20
     text = (b"kernel module /usr/lib/libc.so.6 GLIBC_2.2.5\n" * 50000)[:BLOCK]
@@ -104,6 +109,19 @@ def main():
     half = (b"\xff" * 8 + b"\0" * 8) * (BITMAP // 16)
     write(child, size, cuid, lambda b: b % 4 == 0, half, lambda b: os.urandom(BLOCK),
           parent=(buid, os.path.basename(base), int(time.time()) - 946684800))
+
+
+def deep(n, d, mb):
+    size = mb << 20
+    text = (b"kernel module /usr/lib/libc.so.6 GLIBC_2.2.5\n" * 50000)[:BLOCK]
+    uids = [hashlib.md5(b"bench-layer-%d" % k).digest() for k in range(n)]
+    write(os.path.join(d, "l0.vhd"), size, uids[0], lambda b: b % 3 != 2, b"\xff" * BITMAP,
+          lambda b: os.urandom(BLOCK) if b % 3 == 0 else text)
+    half = (b"\xff" * 8 + b"\0" * 8) * (BITMAP // 16)
+    for k in range(1, n):
+        write(os.path.join(d, "l%d.vhd" % k), size, uids[k], lambda b, k=k: b % 4 == k % 4, half,
+              lambda b: os.urandom(BLOCK),
+              parent=(uids[k - 1], "l%d.vhd" % (k - 1), int(time.time()) - 946684800))
 
 
 main()

@@ -185,6 +185,25 @@ fn convert_cli_round_trip_and_stdout() {
         .unwrap()
         .success());
     assert!(std::fs::read(&flat).unwrap() == data);
+    // Over an existing output, which a detached child process frees: the new
+    // bytes under the name, no stale hidden file, and the command's pipes
+    // close (`output` reads them to the end, so a child holding them would hang it).
+    std::fs::write(&flat, vec![7u8; 5 << 20]).unwrap();
+    let over = cloudimg()
+        .args(["convert", "-O", "raw"])
+        .arg(&vhd)
+        .arg(&flat)
+        .output()
+        .unwrap();
+    assert!(over.status.success());
+    assert!(std::fs::read(&flat).unwrap() == data);
+    let hidden: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
     let missing = cloudimg()
         .args(["coalesce"])
         .arg(dir.path().join("nope.vhd"))

@@ -17,6 +17,7 @@ fn main() {
             _ => OutputFormat::Dynamic(DynamicOptions::default()),
         },
         sync: !rest.iter().any(|a| a == "--no-sync"),
+        replaced: cloudimg_vhd::replace::Replaced::Process,
         ..Default::default()
     };
     let out = std::path::Path::new(output);

@@ -3,13 +3,16 @@
 //!
 //! Output to a path goes to a temporary name in the same folder, is fsynced and
 //! renamed over the target only when complete; on any failure the temporary
-//! file is removed, so nothing that looks complete is left behind. Output that
+//! file is removed, so nothing that looks complete is left behind. An older
+//! file at the target is swapped out and freed off the caller's path (see
+//! [`crate::replace`]). Output that
 //! is not a regular file (a pipe, stdout, `/dev/null`, a block device) is
 //! written front to back: a dynamic VHD then plans its blocks first (see
 //! [`crate::write`] for that trade-off).
 
 use crate::chain::{Chain, ChainOptions};
 use crate::coalesce::refuse_if_journaled;
+use crate::replace::{OldOutput, Replaced};
 use crate::write::{
     self, ChainSource, DiskSource, DynamicLayout, DynamicOptions, FixedOptions, Progress,
     RawFileSource, Sink,
@@ -46,6 +49,8 @@ pub struct ConvertOptions {
     pub chain: ChainOptions,
     /// Fsync a file output before renaming it into place.
     pub sync: bool,
+    /// Who frees the file an output path held before.
+    pub replaced: Replaced,
 }
 
 impl Default for ConvertOptions {
@@ -55,6 +60,7 @@ impl Default for ConvertOptions {
             output: OutputFormat::Dynamic(DynamicOptions::default()),
             chain: ChainOptions::default(),
             sync: true,
+            replaced: Replaced::default(),
         }
     }
 }
@@ -223,6 +229,7 @@ fn write_path(
         }
     }
     let tmp = temp_name(target);
+    let old = OldOutput::open(target);
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -230,18 +237,32 @@ fn write_path(
         .open(&tmp)
         .map_err(|e| Error::io("create output", e).path(target))?;
     let result = (|| -> Result<(u64, Option<u64>)> {
+        // An output fsynced at the end goes to disk while it is written.
+        let sink = || {
+            if opts.sync {
+                Sink::file_flushed_behind(&file)
+            } else {
+                Sink::file(&file)
+            }
+        };
         let r = match &opts.output {
             OutputFormat::Raw => {
-                let mut sink = Sink::file(&file)?;
+                let mut sink = sink()?;
                 write::write_raw(&mut *inp.source()?, &mut sink, progress)?;
                 (sink.finish()?, None)
             }
             OutputFormat::Fixed(f) => (
-                write::write_fixed(&mut *inp.source()?, Sink::file(&file)?, f, progress)?,
+                write::write_fixed(&mut *inp.source()?, sink()?, f, progress)?,
                 None,
             ),
             OutputFormat::Dynamic(d) => {
-                let layout = write::write_dynamic_file(&mut *inp.source()?, &file, d, progress)?;
+                let layout = write::write_dynamic_file_with(
+                    &mut *inp.source()?,
+                    &file,
+                    d,
+                    opts.sync,
+                    progress,
+                )?;
                 (
                     layout.total_len(),
                     Some(layout.allocated_blocks().len() as u64),
@@ -251,7 +272,8 @@ fn write_path(
         if opts.sync {
             file.sync_all().map_err(|e| Error::io("fsync output", e))?;
         }
-        std::fs::rename(&tmp, target).map_err(|e| Error::io("rename output into place", e))?;
+        old.install(&tmp, target, opts.replaced)
+            .map_err(|e| Error::io("rename output into place", e))?;
         Ok(r)
     })();
     if result.is_err() {

@@ -19,6 +19,7 @@ pub mod image;
 pub mod info;
 pub mod io;
 pub mod reader;
+pub mod replace;
 pub mod write;
 
 pub use alloc::{Extent, Extents, Source};

@@ -97,6 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         output: output_format(&args.output_format, &o)?,
         chain: args.chain.options(),
         sync: !args.no_sync,
+        // The command exits right after: a child process frees the old output.
+        replaced: cloudimg_vhd::replace::Replaced::Process,
     };
     let r = run_convert(&args.image, &out, &opts)?;
     report(&r, &out, args.output)?;

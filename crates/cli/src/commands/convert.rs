@@ -210,6 +210,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         output: output_format(&args.output_format, &o)?,
         chain: args.chain.options(),
         sync: !args.no_sync,
+        // The command exits right after: a child process frees the old output.
+        replaced: cloudimg_vhd::replace::Replaced::Process,
     };
     let r = run_convert(&args.input, &args.out, &opts)?;
     report(&r, &args.out, args.output)?;

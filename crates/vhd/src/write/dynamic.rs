@@ -23,6 +23,18 @@ pub fn write_dynamic_file(
     opts: &DynamicOptions,
     progress: Progress<'_>,
 ) -> Result<DynamicLayout> {
+    write_dynamic_file_with(source, file, opts, false, progress)
+}
+
+/// [`write_dynamic_file`], starting writeback as blocks are written when
+/// `flush_behind` (the caller fsyncs at the end; see [`Sink::File`]).
+pub(crate) fn write_dynamic_file_with(
+    source: &mut dyn DiskSource,
+    file: &File,
+    opts: &DynamicOptions,
+    flush_behind: bool,
+    progress: Progress<'_>,
+) -> Result<DynamicLayout> {
     check_block_size(opts.block_size)?;
     let size = vhd_size(source.virtual_size())?;
     // An empty layout validates the sizes and fixes where block k goes.
@@ -37,57 +49,58 @@ pub fn write_dynamic_file(
         let blen = bitmap.len();
         let shared_bitmap: Arc<[u8]> = bitmap.clone().into();
         let whole = size / bs; // blocks entirely inside the disk
-        let blocks = with_write_behind(file, blen + opts.block_size as usize, |wb| {
-            let mut blocks = Vec::new();
-            let mut b = 0u64;
-            while b < entries {
-                let Some((start, end)) = source.next_data(b * bs)? else {
-                    break;
-                };
-                let first = (start / bs).max(b);
-                let last = end.div_ceil(bs).min(entries);
-                for blk in first..last {
-                    let vstart = blk * bs;
-                    // A block that one file holds whole goes out straight
-                    // from its map; one known to be zeros is not read at all.
-                    let direct = if blk < whole {
-                        source.direct_at(vstart, bs as usize)?
-                    } else {
-                        None
+        let blocks =
+            with_write_behind(file, blen + opts.block_size as usize, flush_behind, |wb| {
+                let mut blocks = Vec::new();
+                let mut b = 0u64;
+                while b < entries {
+                    let Some((start, end)) = source.next_data(b * bs)? else {
+                        break;
                     };
-                    match direct {
-                        Some(Direct::Map(m)) if m.as_slice().len() as u64 == bs => {
-                            if !opts.keep_zero_blocks && super::is_zero(m.as_slice()) {
+                    let first = (start / bs).max(b);
+                    let last = end.div_ceil(bs).min(entries);
+                    for blk in first..last {
+                        let vstart = blk * bs;
+                        // A block that one file holds whole goes out straight
+                        // from its map; one known to be zeros is not read at all.
+                        let direct = if blk < whole {
+                            source.direct_at(vstart, bs as usize)?
+                        } else {
+                            None
+                        };
+                        match direct {
+                            Some(Direct::Map(m)) if m.as_slice().len() as u64 == bs => {
+                                if !opts.keep_zero_blocks && super::is_zero(m.as_slice()) {
+                                    continue;
+                                }
+                                let at = empty.block_offset(blocks.len() as u64);
+                                wb.write_mapped(at, Some(shared_bitmap.clone()), m)?;
+                                blocks.push(blk as u32);
+                                progress((vstart + bs).min(size));
                                 continue;
                             }
-                            let at = empty.block_offset(blocks.len() as u64);
-                            wb.write_mapped(at, Some(shared_bitmap.clone()), m)?;
-                            blocks.push(blk as u32);
-                            progress((vstart + bs).min(size));
+                            Some(Direct::Zeros(k)) if k == bs && !opts.keep_zero_blocks => continue,
+                            _ => {}
+                        }
+                        let mut buf = wb.buffer()?;
+                        read_clipped(source, vstart, &mut buf[blen..])?;
+                        if !opts.keep_zero_blocks && super::is_zero(&buf[blen..]) {
+                            wb.give_back(buf);
                             continue;
                         }
-                        Some(Direct::Zeros(k)) if k == bs && !opts.keep_zero_blocks => continue,
-                        _ => {}
+                        buf[..blen].copy_from_slice(&bitmap);
+                        // Every range of a fresh file is written at most once, so
+                        // zero pages inside a block can stay holes.
+                        let at = empty.block_offset(blocks.len() as u64);
+                        let len = buf.len();
+                        wb.write(at, buf, blen, len)?;
+                        blocks.push(blk as u32);
+                        progress((vstart + bs).min(size));
                     }
-                    let mut buf = wb.buffer()?;
-                    read_clipped(source, vstart, &mut buf[blen..])?;
-                    if !opts.keep_zero_blocks && super::is_zero(&buf[blen..]) {
-                        wb.give_back(buf);
-                        continue;
-                    }
-                    buf[..blen].copy_from_slice(&bitmap);
-                    // Every range of a fresh file is written at most once, so
-                    // zero pages inside a block can stay holes.
-                    let at = empty.block_offset(blocks.len() as u64);
-                    let len = buf.len();
-                    wb.write(at, buf, blen, len)?;
-                    blocks.push(blk as u32);
-                    progress((vstart + bs).min(size));
+                    b = last.max(first + 1);
                 }
-                b = last.max(first + 1);
-            }
-            Ok(blocks)
-        })?;
+                Ok(blocks)
+            })?;
         return finish(size, opts, &empty, blocks, file, progress);
     }
     // Blocks larger than IO_CHUNK: a chunk at a time, in line.
@@ -114,7 +127,12 @@ pub fn write_dynamic_file(
                 let chunk = &mut buf[..n];
                 read_clipped(source, vstart + off, chunk)?;
                 let pos = at + bitmap.len() as u64 + off;
-                Sink::File { file, pos }.write_sparse(chunk)?;
+                Sink::File {
+                    file,
+                    pos,
+                    flush_behind: false,
+                }
+                .write_sparse(chunk)?;
                 off += n as u64;
             }
             blocks.push(blk as u32);

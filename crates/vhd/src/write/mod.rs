@@ -49,6 +49,7 @@ mod source;
 
 pub use chain_source::ChainSource;
 pub use dynamic::write_dynamic_file;
+pub(crate) use dynamic::write_dynamic_file_with;
 pub use fixed::{fixed_size, write_fixed};
 pub use layout::DynamicLayout;
 pub use mapped::MappedRange;

@@ -27,10 +27,15 @@ pub(crate) fn copy_data(
     sink: &mut Sink<'_>,
     progress: Progress<'_>,
 ) -> Result<()> {
-    if let Sink::File { file, pos } = sink {
+    if let Sink::File {
+        file,
+        pos,
+        flush_behind,
+    } = sink
+    {
         let size = source.virtual_size();
         let start = *pos;
-        copy_to_file(source, file, start, progress)?;
+        copy_to_file(source, file, start, *flush_behind, progress)?;
         *pos = start + size;
         return Ok(());
     }
@@ -87,10 +92,11 @@ fn copy_to_file(
     source: &mut dyn DiskSource,
     file: &std::fs::File,
     base: u64,
+    flush_behind: bool,
     progress: Progress<'_>,
 ) -> Result<()> {
     let size = source.virtual_size();
-    with_write_behind(file, FILE_PIECE, |wb| {
+    with_write_behind(file, FILE_PIECE, flush_behind, |wb| {
         let mut pos = 0u64;
         while pos < size {
             let Some((start, end)) = source.next_data(pos)? else {
