@@ -13,10 +13,20 @@ mod sink;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The version line: the commit, and the deflate engine built in (ISA-L or not).
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {}; {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("CLOUDIMG_COMMIT"),
+        cloudimg_ova::gzip::ENGINE
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "cloudimg",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CLOUDIMG_COMMIT"), ")"),
+    version = VERSION.as_str(),
     about = "Move VHD disk images in and out of a cloud image service"
 )]
 struct Cli {
@@ -158,5 +168,6 @@ mod tests {
             v.starts_with(&format!("cloudimg {} (commit ", env!("CARGO_PKG_VERSION"))),
             "{v}"
         );
+        assert!(v.contains(cloudimg_ova::gzip::ENGINE), "{v}");
     }
 }

@@ -1,7 +1,8 @@
 //! Compressing one chunk: raw deflate with an optional 32 KiB dictionary,
 //! ending in a sync flush (so chunks concatenate into one deflate stream, as
 //! pigz does) or in the final block. The compressor is kept per worker thread
-//! because creating one costs more than compressing a small chunk.
+//! because creating one costs more than compressing a small chunk. Levels that
+//! [`super::engine`] maps onto ISA-L go there; the others to zlib-rs.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 use std::cell::RefCell;
@@ -25,6 +26,13 @@ pub enum End {
 
 /// Raw-deflates `data` at `level`, priming the window with `dict`.
 pub fn compress_chunk(level: u32, dict: &[u8], data: &[u8], end: End) -> io::Result<Vec<u8>> {
+    #[cfg(all(feature = "isal", target_arch = "x86_64"))]
+    if let Some(l) = super::engine::isal_level(level) {
+        let mut out = Vec::new();
+        super::isal::deflate(l, dict, data, end == End::Finish, &mut out)?;
+        return Ok(out);
+    }
+    let level = super::engine::fallback_level(level);
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         let comp = match slot.as_mut() {

@@ -9,13 +9,17 @@
 //!   stream, members inflated in parallel, output in order.
 
 pub(crate) mod deflate;
+pub mod engine;
 pub mod header;
 pub mod indexed;
+#[cfg(all(feature = "isal", target_arch = "x86_64"))]
+mod isal;
 pub mod members;
 pub(crate) mod ordered;
 pub mod parallel;
 pub(crate) mod whole;
 
+pub use engine::ENGINE;
 pub use members::{is_indexed_head, MemberReader};
 pub use parallel::{GzOptions, ParGzWriter};
 

@@ -1,4 +1,6 @@
-//! Whole-buffer deflate for the indexed form's members, with libdeflate.
+//! Whole-buffer deflate for the indexed form's members, with libdeflate
+//! (or ISA-L, for the levels [`super::engine`] maps onto it; the sampling
+//! below happens first either way).
 //!
 //! Indexed members are independent buffers of known size (no dictionary,
 //! no streaming), which is the case libdeflate is built for: it compresses
@@ -64,6 +66,12 @@ thread_local! {
 /// deflate bytes written. Above level 1, data whose samples do not compress
 /// is written as stored blocks (see the module docs).
 pub(crate) fn deflate_append(level: u32, data: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+    #[cfg_attr(
+        not(all(feature = "isal", target_arch = "x86_64")),
+        allow(unused_variables)
+    )]
+    let isal = super::engine::isal_level(level);
+    let level = super::engine::fallback_level(level);
     COMPRESSORS.with(|cell| {
         let c = &mut *cell.borrow_mut();
         if !matches!(&c.asked, Some((l, _)) if *l == level) {
@@ -81,12 +89,17 @@ pub(crate) fn deflate_append(level: u32, data: &[u8], out: &mut Vec<u8>) -> io::
         let fast = c
             .fast
             .get_or_insert_with(|| Compressor::new(CompressionLvl::new(1).expect("level 1")));
-        let comp = if level > 1 && incompressible(fast, &mut c.scratch, data) {
+        let stored = level > 1 && incompressible(fast, &mut c.scratch, data);
+        let comp = if stored {
             c.stored
                 .get_or_insert_with(|| Compressor::new(CompressionLvl::new(0).expect("level 0")))
         } else {
             &mut c.asked.as_mut().expect("just set").1
         };
+        #[cfg(all(feature = "isal", target_arch = "x86_64"))]
+        if let (Some(l), false) = (isal, stored) {
+            return super::isal::deflate(l, &[], data, true, out);
+        }
         let start = out.len();
         // The bound is exact for incompressible data (stored blocks), so
         // compressing cannot run out of room.
