@@ -32,6 +32,8 @@ pub mod domain;
 pub mod error;
 pub mod fence;
 pub mod http;
+pub mod metrics;
+pub mod ops;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -289,6 +289,9 @@ pub async fn worker_main(
     let auth = Authenticator::Static(StaticTokens::parse("{}")?);
     let st = AppState::new(db, store, auth, Limits::default());
     let stop = st.shutdown.clone();
+    if let Some(addr) = wcfg.metrics_listen {
+        crate::metrics::listen(st.clone(), addr).await?;
+    }
     let run = tokio::spawn(crate::worker::run(st.clone(), wcfg, stop.clone()));
     shutdown_signal().await;
     tracing::info!("stopping: finishing the tasks in flight");

@@ -67,6 +67,8 @@ pub struct AppState {
     /// Woken when this process creates a task, so its embedded workers claim it at once
     /// instead of at their next poll.
     pub task_created: tokio::sync::Notify,
+    /// Counters for `GET /metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -93,6 +95,7 @@ impl AppState {
             node: uuid::Uuid::new_v4().to_string(),
             trust_lifetime,
             task_created: tokio::sync::Notify::new(),
+            metrics: Default::default(),
         })
     }
 }

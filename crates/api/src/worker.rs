@@ -20,6 +20,7 @@ use crate::clock;
 use crate::db::{self, tasks::TaskRow};
 use crate::domain::image::{status, Image};
 use crate::fence::{Fence, FencedStore};
+use crate::metrics::Beat;
 use crate::state::AppState;
 use cloudimg_pipeline::local::LocalStore;
 use cloudimg_pipeline::ObjectStore;
@@ -60,6 +61,8 @@ pub struct WorkerConfig {
     pub task_ttl: Duration,
     /// Segment size of exported objects (Cloud Images: 1,000 MiB, Cloud Files' default).
     pub export_segment_size: u64,
+    /// `cloudimg worker --metrics-listen`: where `GET /metrics` and `/healthz` answer.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for WorkerConfig {
@@ -71,6 +74,7 @@ impl Default for WorkerConfig {
             poll: Duration::from_millis(500),
             task_ttl: DEFAULT_TASK_TTL,
             export_segment_size: cloudimg_tasks::export::DEFAULT_SEGMENT_SIZE,
+            metrics_listen: None,
         }
     }
 }
@@ -123,6 +127,9 @@ pub async fn run_once(
         return Ok(false);
     };
     tracing::info!(task = %row.id, kind = %row.task_type, attempt = row.attempts, "task claimed");
+    let _running = st
+        .metrics
+        .claimed(&row.task_type, &row.created_at, row.attempts);
     let progress = Arc::new(Mutex::new(("starting".to_string(), 0i64, 0i64)));
     let fence = Fence::default();
     let beat = tokio::spawn(heartbeat(
@@ -201,6 +208,7 @@ pub async fn run_once(
             Err(e) => return Err(e),
         }
     };
+    st.metrics.finished(&row.task_type, status, done);
     if done {
         if let (false, Some(id)) = (task.status == TaskStatus::Success, &placeholder) {
             // Glance's import flow deletes the image it made when the import fails. Only
@@ -258,7 +266,9 @@ fn execute(
     fence: &Fence,
 ) -> Task {
     let mut task = new_task(row);
+    let moved = st.metrics.transfer(&row.task_type);
     let report = |p: Progress| {
+        moved.report(&p);
         let mut g = progress.lock().unwrap_or_else(|e| e.into_inner());
         *g = (
             format!("{:?}", p.phase).to_lowercase(),
@@ -414,15 +424,19 @@ async fn heartbeat(
         )
         .await
         {
-            Ok(true) => {}
+            Ok(true) => st.metrics.heartbeat(Beat::Ok),
             Ok(false) => {
+                st.metrics.heartbeat(Beat::LeaseLost);
                 // Another worker owns the task: the run stops at its next store
                 // operation and undoes nothing; its catalog writes are refused anyway.
                 tracing::warn!(task = %row.id, "lease lost: stopping the run");
                 fence.close();
                 return;
             }
-            Err(e) => tracing::warn!(task = %row.id, error = %e, "heartbeat failed"),
+            Err(e) => {
+                st.metrics.heartbeat(Beat::Error);
+                tracing::warn!(task = %row.id, error = %e, "heartbeat failed")
+            }
         }
     }
 }

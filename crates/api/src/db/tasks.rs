@@ -280,3 +280,116 @@ pub async fn reap(db: &Db, now: &str, expires_at: &str) -> Result<u64, sqlx::Err
     .await?
     .rows_affected())
 }
+
+/// Who holds a task's lease (operators' view; the API does not show it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lease {
+    /// The worker slot that holds the lease (`<node>:<slot>`), while processing.
+    pub owner: Option<String>,
+    /// When the lease runs out unless heartbeated.
+    pub expires_at: Option<String>,
+}
+
+/// What `cloudimg tasks list` asks for: every project's tasks, expired or not.
+#[derive(Debug, Clone, Default)]
+pub struct AllTasksQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this type.
+    pub task_type: Option<String>,
+    /// Only this project's.
+    pub owner: Option<String>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
+fn with_lease(r: &AnyRow) -> Result<(TaskRow, Lease), sqlx::Error> {
+    Ok((
+        from_row(r)?,
+        Lease {
+            owner: r.try_get("lease_owner")?,
+            expires_at: r.try_get("lease_expires_at")?,
+        },
+    ))
+}
+
+/// Every project's tasks matching `q`, newest first, with their leases.
+pub async fn list_all(db: &Db, q: &AllTasksQuery) -> Result<Vec<(TaskRow, Lease)>, sqlx::Error> {
+    let mut args = Vec::new();
+    let mut wh = Vec::new();
+    for (col, v) in [
+        ("status", &q.status),
+        ("type", &q.task_type),
+        ("owner", &q.owner),
+    ] {
+        if let Some(v) = v {
+            args.push(Arg::Text(v.clone()));
+            wh.push(format!("{col} = ${}", args.len()));
+        }
+    }
+    args.push(Arg::Int(q.limit));
+    let sql = format!(
+        "SELECT {COLS}, lease_owner, lease_expires_at FROM tasks {} \
+         ORDER BY created_at DESC, id DESC LIMIT ${}",
+        if wh.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", wh.join(" AND "))
+        },
+        args.len()
+    );
+    bind_args(sqlx::query(&sql), &args)
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(with_lease)
+        .collect()
+}
+
+/// Task `id` with its lease, expired or not.
+pub async fn get_with_lease(db: &Db, id: &str) -> Result<Option<(TaskRow, Lease)>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLS}, lease_owner, lease_expires_at FROM tasks WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?
+    .as_ref()
+    .map(with_lease)
+    .transpose()
+}
+
+/// Fails a pending or processing task with `message` and clears its lease, so the
+/// worker running it (if any) has its fenced heartbeat and result refused; false when
+/// the task was not pending or processing (nothing written).
+pub async fn cancel(
+    db: &Db,
+    id: &str,
+    message: &str,
+    now: &str,
+    expires_at: &str,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE tasks SET status = 'failure', message = $1, updated_at = $2, expires_at = $3, \
+         lease_owner = NULL, lease_expires_at = NULL, phase = NULL \
+         WHERE id = $4 AND status IN ('pending', 'processing')",
+    )
+    .bind(message)
+    .bind(now)
+    .bind(expires_at)
+    .bind(id)
+    .execute(db.pool())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// How many rows of each (type, status) the table holds.
+pub async fn count_by_type_status(db: &Db) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query("SELECT type, status, COUNT(*) AS n FROM tasks GROUP BY type, status")
+        .fetch_all(db.pool())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("type")?, r.try_get("status")?, r.try_get("n")?)))
+        .collect()
+}

@@ -21,6 +21,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/", get(meta::versions_multiple))
         .route("/versions", get(meta::versions))
         .route("/healthz", get(meta::healthz))
+        .route("/metrics", get(crate::metrics::server_metrics))
         .route("/v2/images", get(images::list).post(images::create))
         .route(
             "/v2/images/{id}",
