@@ -95,6 +95,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Run Glance tasks (import, export) from the catalog, beside any number of others.
     Worker(commands::worker::Args),
+    /// Operators' view of the task queue: list, show and cancel every project's tasks.
+    Tasks(commands::tasks::Args),
 }
 
 /// The example lines of a subcommand's `after_help`.
@@ -127,6 +129,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Worker(a) => commands::worker::run(a),
+        Command::Tasks(a) => commands::tasks::run(a),
     };
     match result {
         Ok(code) => code,

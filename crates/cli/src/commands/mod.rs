@@ -10,6 +10,7 @@ pub mod info;
 pub mod pack;
 pub mod serve;
 mod taskcli;
+pub mod tasks;
 pub mod unpack;
 pub mod upload;
 pub mod worker;

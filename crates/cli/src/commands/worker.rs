@@ -8,7 +8,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
-  cloudimg worker --db postgres://cloudimg@db/cloudimg --store swift://images --files /srv/files --concurrency 2\n  \
+  cloudimg worker --db postgres://cloudimg@db/cloudimg --store swift://images --files /srv/files --concurrency 2 --metrics-listen 10.0.0.5:9101\n  \
   cloudimg worker --db sqlite:demo-out/catalog.db --store demo-out/store --files demo-out/files")]
 pub struct Args {
     /// Catalog database: sqlite:PATH or postgres://USER@HOST/DB.
@@ -40,6 +40,10 @@ pub struct Args {
     /// Segment size of exported objects (Cloud Files' default, 1000M, as Cloud Images).
     #[arg(long, value_name = "BYTES", value_parser = super::upload::parse_size, default_value = "1000M")]
     export_segment_size: u64,
+    /// Serve GET /metrics (Prometheus text format) and GET /healthz on this address
+    /// (operators' network only: no authentication).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -50,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         lease: Duration::from_secs(args.lease.max(3)),
         task_ttl: Duration::from_secs(args.task_ttl * 3600),
         export_segment_size: args.export_segment_size.max(1 << 20),
+        metrics_listen: args.metrics_listen,
         ..WorkerConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
