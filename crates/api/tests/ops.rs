@@ -23,7 +23,7 @@ on_both_engines!(
 
 fn cfg(app: &TestApp) -> WorkerConfig {
     WorkerConfig {
-        files: app.dir.path().join("files"),
+        files: worker::Files::Local(app.dir.path().join("files")),
         ..Default::default()
     }
 }
