@@ -978,6 +978,22 @@ fn qemu_img(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
+/// The qemu-img-made dynamic fixture with `c` applied (the first BAT entry, at 0x600).
+fn damaged(d: &std::path::Path, c: cloudimg_fixtures::Corruption) -> Vec<u8> {
+    let p = d.join(format!("{c:?}.vhd"));
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/dynamic-qemu.vhd"
+        ),
+        &p,
+    )
+    .unwrap();
+    let applied = cloudimg_fixtures::corrupt(&p, c).unwrap();
+    assert_eq!(applied.offset, 0x600, "{c:?}");
+    std::fs::read(p).unwrap()
+}
+
 async fn uploads_are_inspected(app: TestApp) {
     if !cloudimg_fixtures::env::require_tool("qemu-img") {
         return;
@@ -1025,6 +1041,18 @@ async fn uploads_are_inspected(app: TestApp) {
         ("vhd", read("plain.qcow2"), "QCOW2", "qcow2 as vhd"),
         ("raw", read("disk.vhd"), "VHD", "vhd as raw"),
         ("vhd", leaf, "parent", "differencing VHD"),
+        (
+            "vhd",
+            damaged(d, cloudimg_fixtures::Corruption::BatEntryInMetadata),
+            "bat at offset 0x600",
+            "dynamic VHD with a block over its header",
+        ),
+        (
+            "vhd",
+            damaged(d, cloudimg_fixtures::Corruption::BatEntryPastEof),
+            "bat at offset 0x600",
+            "dynamic VHD with a block past its end",
+        ),
     ];
     for (fmt, data, mention, what) in cases {
         let id = app

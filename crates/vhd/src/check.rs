@@ -233,7 +233,15 @@ pub fn check_chain(leaf: impl AsRef<Path>, opts: &ChainOptions) -> Report {
                 }
             }
         }
-        Err(e) => report.findings.push(finding_from_error(leaf, &e)),
+        Err(e) => {
+            // An ancestor the shared validation refused: report all its findings,
+            // not only the first one the open saw.
+            let other = e.file().filter(|p| *p != leaf).map(check_file);
+            match other {
+                Some(r) if r.has_errors() => report.merge(r),
+                _ => report.findings.push(finding_from_error(leaf, &e)),
+            }
+        }
     }
     report
 }
@@ -250,6 +258,43 @@ pub fn check_io(name: &Path, io: &dyn LayerIo) -> Report {
         files: vec![name.to_path_buf()],
         findings: sink.finish(),
     }
+}
+
+/// Findings a reader lets through as warnings: a wrong checksum says a field may have
+/// been damaged, but every offset and length is still bounded by the other rules, and
+/// `qemu-img` and Hyper-V read such files with a warning. `check` still calls them errors.
+pub const READER_TOLERATES: [&str; 2] = ["footer_checksum", "header_checksum"];
+
+/// The one validation every reader runs before a byte of data is read ([`Image`] runs
+/// it on open): the checker's rules on `io`, and the first error among them (other than
+/// [`READER_TOLERATES`]) as a typed [`Error`] naming `name`, the field and the offset.
+pub fn validate_io(name: &Path, io: &dyn LayerIo) -> crate::Result<()> {
+    let report = check_io(name, io);
+    let mut errors = report
+        .errors()
+        .filter(|f| !READER_TOLERATES.contains(&f.code));
+    let Some(first) = errors.next() else {
+        return Ok(());
+    };
+    let kind = match first.code {
+        "io" => ErrorKind::Io,
+        "not_vhd" => ErrorKind::NotVhd,
+        "bat_outside_file" | "file_truncated" | "fixed_truncated" => ErrorKind::Truncated,
+        "footer_disk_type" => ErrorKind::Unsupported,
+        _ => ErrorKind::Corrupt,
+    };
+    let more = errors.count();
+    let mut message = first.message.clone();
+    if more > 0 {
+        message.push_str(&format!(
+            " ({more} more error(s): `cloudimg check` lists them)"
+        ));
+    }
+    let mut e = Error::new(kind, message).field(first.field).path(name);
+    if let Some(at) = first.offset {
+        e = e.at(at);
+    }
+    Err(e)
 }
 
 fn read_exact(io: &dyn LayerIo, at: u64, buf: &mut [u8]) -> bool {

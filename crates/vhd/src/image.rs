@@ -7,7 +7,9 @@
 //! the virtual size, and only the entries the size needs are loaded (at most
 //! [`crate::bat::MAX_BAT_ENTRIES`]). Oddities that do not make reading unsafe
 //! (a bad header checksum, a damaged tail footer when the head copy is good)
-//! become [`Warning`]s; judging every field is the checker's job.
+//! become [`Warning`]s. Then the checker's rules run on the same bytes
+//! ([`crate::check::validate_io`], the one validation shared by `check` and every
+//! reader): whatever `check` calls an error, a wrong checksum aside, refuses the open.
 
 use crate::bat::{self, BAT_UNUSED};
 use crate::bitmap::Bitmap;
@@ -170,6 +172,10 @@ impl Image {
         if img.footer.disk_type.is_sparse() {
             img.open_sparse()?;
         }
+        // What the bounds above let through but the checker calls an error (a block
+        // over the metadata or past the data area, blocks that overlap, ...) is refused
+        // here, so no reader ever copies metadata or another block's bytes as data.
+        crate::check::validate_io(name, &*img.io)?;
         Ok(img)
     }
 
@@ -737,12 +743,26 @@ mod tests {
         // Not a VHD, too short.
         assert_eq!(open(vec![0; 4096]).unwrap_err().kind(), ErrorKind::NotVhd);
         assert_eq!(open(vec![0; 10]).unwrap_err().kind(), ErrorKind::NotVhd);
-        // BAT entry past the end: opening works, reading says Truncated.
+        // BAT entry past the end: refused on open, naming the entry.
         let mut b = tiny(DiskType::Dynamic);
         b[0x604..0x608].copy_from_slice(&0x0fff_0000u32.to_be_bytes());
-        let img = open(b).unwrap();
-        let e = img.extents().find_map(|e| e.err()).unwrap();
-        assert_eq!((e.kind(), e.offset()), (ErrorKind::Truncated, Some(0x604)));
+        let e = open(b).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.field_name(), e.offset()),
+            (ErrorKind::Truncated, Some("bat"), Some(0x604))
+        );
+        // BAT entry over the dynamic header: refused on open.
+        let mut b = tiny(DiskType::Dynamic);
+        b[0x604..0x608].copy_from_slice(&1u32.to_be_bytes());
+        let e = open(b).unwrap_err();
+        assert_eq!(
+            (e.kind(), e.field_name(), e.offset()),
+            (ErrorKind::Corrupt, Some("bat"), Some(0x604))
+        );
+        assert!(
+            e.to_string().starts_with("t.vhd: bat at offset 0x604: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -250,6 +250,21 @@ pub async fn upload(
             }
         },
     };
+    // A VHD is also held to the rules every reader of the toolkit applies (the one shared
+    // validation, `cloudimg_vhd::check::validate_io`): a BAT over the metadata or past the
+    // end is refused here, not served.
+    let outcome = match outcome {
+        Ok(stored) if vhd_data(&state) => {
+            let store = st.store.object_store().clone();
+            let d2 = dest.clone();
+            match tokio::task::spawn_blocking(move || validate_vhd(store, &d2)).await {
+                Ok(Ok(())) => Ok(stored),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(ApiError::Internal(format!("validation task: {e}"))),
+            }
+        }
+        other => other,
+    };
     let now = clock::now();
     match outcome {
         Ok(stored) => {
@@ -279,6 +294,34 @@ pub async fn upload(
             Err(e)
         }
     }
+}
+
+/// Whether the body's first and last bytes are a VHD's.
+fn vhd_data(state: &BodyState) -> bool {
+    let ends = state.ends.lock().unwrap_or_else(|p| p.into_inner());
+    let det = detect(&ends.head, &ends.tail, state.bytes.load(Ordering::Relaxed));
+    matches!(det.format, cloudimg_vhd::detect::Format::Vhd(_))
+}
+
+/// Runs the toolkit's VHD validation on the stored object: 400 naming the field and
+/// offset when `check` would call the data an error.
+fn validate_vhd(
+    store: Arc<dyn cloudimg_pipeline::ObjectStore>,
+    dest: &ObjectPath,
+) -> ApiResult<()> {
+    let io = cloudimg_tasks::objectio::ObjectIo::open(store, dest).map_err(|e| {
+        ApiError::Unavailable(format!("The image store could not read the data back: {e}"))
+    })?;
+    let name = std::path::Path::new("image data");
+    cloudimg_vhd::check::validate_io(name, &io).map_err(|e| {
+        if e.kind().is_data_error() {
+            ApiError::bad(format!(
+                "Image data refused: it is not a VHD every reader can read safely: {e}"
+            ))
+        } else {
+            ApiError::Unavailable(format!("The image store could not read the data back: {e}"))
+        }
+    })
 }
 
 /// Keeps the upload lease alive; cancels the upload when the lease is lost.
