@@ -25,6 +25,17 @@ pub enum Location {
 }
 
 impl Location {
+    /// The file a local object's bytes live in (`None` for a remote store or a bare
+    /// container), so a caller can tell an object from the file it reads or writes.
+    pub fn local_file(&self) -> Option<PathBuf> {
+        match self {
+            Location::Local { root, path } if !path.name.is_empty() => {
+                Some(root.join(&path.container).join(&path.name))
+            }
+            _ => None,
+        }
+    }
+
     /// Parses a URL or plain path. The object name may be empty (`swift://container`).
     pub fn parse(url: &str) -> Result<Location> {
         if let Some(rest) = url.strip_prefix("swift://") {

@@ -10,7 +10,7 @@
 //! written front to back: a dynamic VHD then plans its blocks first (see
 //! [`crate::write`] for that trade-off).
 
-use crate::chain::{Chain, ChainOptions};
+use crate::chain::{Chain, ChainOptions, ChainWarning};
 use crate::coalesce::refuse_if_journaled;
 use crate::replace::{OldOutput, Replaced};
 use crate::write::{
@@ -84,6 +84,10 @@ pub struct ConvertReport {
     pub bytes_written: u64,
     /// Blocks allocated in a dynamic output.
     pub allocated_blocks: Option<u64>,
+    /// What was odd about the input but did not stop it being read (a footer whose
+    /// checksum is wrong in both copies, ...): the caller shows them, as `info` does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ChainWarning>,
 }
 
 /// Tells a VHD (footer cookie at the end, or at the start when the tail copy is
@@ -157,9 +161,9 @@ pub fn convert(
     progress: Progress<'_>,
 ) -> Result<ConvertReport> {
     let (inp, input_format) = Input::open(input, opts)?;
-    let layers = match &inp {
-        Input::Chain(c) => c.layers().len(),
-        Input::Raw(_) => 1,
+    let (layers, warnings) = match &inp {
+        Input::Chain(c) => (c.layers().len(), c.warnings().to_vec()),
+        Input::Raw(_) => (1, Vec::new()),
     };
     let virtual_size = inp.source()?.virtual_size();
     let (bytes_written, allocated_blocks) = match out {
@@ -172,6 +176,7 @@ pub fn convert(
         virtual_size,
         bytes_written,
         allocated_blocks,
+        warnings,
     })
 }
 
@@ -205,28 +210,13 @@ fn write_path(
     opts: &ConvertOptions,
     progress: Progress<'_>,
 ) -> Result<(u64, Option<u64>)> {
-    if let Ok(t) = target.canonicalize() {
-        if inp
-            .layers()
-            .iter()
-            .any(|l| l.canonicalize().is_ok_and(|l| l == t))
-        {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "the output is one of the input files",
-            )
-            .path(target));
-        }
-    }
+    let layers = inp.layers();
+    crate::outpath::refuse_output_among_inputs(target, layers.iter().map(PathBuf::as_path))?;
     // Devices and pipes are written in place, front to back.
-    if let Ok(meta) = std::fs::metadata(target) {
-        if !meta.is_file() {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .open(target)
-                .map_err(|e| Error::io("open output", e).path(target))?;
-            return write_stream(inp, &mut f, opts, progress).map_err(|e| e.path(target));
-        }
+    if let Some(mut f) = crate::outpath::open_special(target)
+        .map_err(|e| Error::io("open output", e).path(target))?
+    {
+        return write_stream(inp, &mut f, opts, progress).map_err(|e| e.path(target));
     }
     let tmp = temp_name(target);
     let old = OldOutput::open(target);

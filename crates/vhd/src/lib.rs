@@ -18,6 +18,7 @@ pub mod format;
 pub mod image;
 pub mod info;
 pub mod io;
+pub mod outpath;
 pub mod reader;
 pub mod replace;
 pub mod write;

@@ -8,6 +8,7 @@
 use crate::output::{print_json, OutputFormat};
 use anyhow::Context;
 use cloudimg_pipeline::download::{download, download_to_file, Digests, DownloadOptions};
+use cloudimg_vhd::outpath;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,11 +77,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s)
     };
     let to_stdout = args.output_file.as_os_str() == "-";
+    if !to_stdout {
+        // A local object downloaded onto its own file would truncate what is being read.
+        if let Some(local) = cloudimg_pipeline::url::Location::parse(&args.url)?.local_file() {
+            outpath::refuse_output_among_inputs(&args.output_file, [local.as_path()])?;
+        }
+    }
+    // A device or FIFO is written into in order, never replaced by a regular file.
+    let special = if to_stdout {
+        None
+    } else {
+        outpath::open_special(&args.output_file)
+            .with_context(|| format!("{}: open", args.output_file.display()))?
+    };
     let summary = if to_stdout {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
         let s = expect(download(&*store, &path, &mut w, &opts));
         w.flush()?;
+        s
+    } else if let Some(file) = special {
+        let target = &args.output_file;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let s = expect(download(&*store, &path, &mut w, &opts))
+            .map_err(|e| crate::sink::at_path(e, "download", "output", target, "write"));
+        w.flush()
+            .with_context(|| format!("{}: write", target.display()))?;
         s
     } else {
         // Write beside the target and rename, so a failed download leaves no partial file.

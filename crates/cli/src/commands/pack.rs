@@ -2,7 +2,8 @@
 //! (`0.vhd` leaf .. `N-1.vhd` base), or into a standard OVA.
 //!
 //! The output is written under a temporary name beside OUT and renamed when
-//! complete, so a failed pack leaves no half tarball (OUT `-` streams to stdout).
+//! complete, so a failed pack leaves no half tarball (OUT `-` streams to stdout; a
+//! device or FIFO is written into). OUT must not be one of the inputs.
 
 use crate::output::{print_json, OutputFormat};
 use crate::progress;
@@ -13,6 +14,7 @@ use cloudimg_ova::ovf::{pack_ova, OvaDisk, VmSpec};
 use cloudimg_ova::vhdmeta::summarize_file;
 use cloudimg_ova::xenserver::{check_chain, pack_chain, ChainMember, Layer};
 use cloudimg_ova::{Compression, PackOptions, PackReport};
+use cloudimg_vhd::outpath;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use std::fs::File;
@@ -126,14 +128,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: stat", p.display()))?
             .len();
     }
-    let bar = progress::bytes(total, "pack");
     let to_stdout = args.out.as_os_str() == "-";
+    if !to_stdout {
+        outpath::refuse_output_among_inputs(&args.out, sources.iter().map(PathBuf::as_path))?;
+    }
+    // A device or FIFO is written into, never replaced by a regular file.
+    let special = if to_stdout {
+        None
+    } else {
+        outpath::open_special(&args.out).with_context(|| format!("{}: open", args.out.display()))?
+    };
+    let bar = progress::bytes(total, "pack");
     let (report, written) = if to_stdout {
         let out = io::BufWriter::with_capacity(1 << 20, io::stdout().lock());
         (
             write_package(&args, &sources, out, &opts, &bar)?,
             "-".to_string(),
         )
+    } else if let Some(file) = special {
+        let failure = Failure::default();
+        let out = io::BufWriter::with_capacity(1 << 20, Watched(file, failure.clone()));
+        let report = write_package(&args, &sources, out, &opts, &bar)
+            .map_err(|e| failure.explain(&args.out, e))?;
+        (report, args.out.display().to_string())
     } else {
         let temp = temp_name(&args.out);
         let file =

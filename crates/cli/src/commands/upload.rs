@@ -99,6 +99,12 @@ fn make_container(loc: &Location, store: &dyn ObjectStore) -> anyhow::Result<()>
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loc = Location::parse(&args.url)?;
+    if let Some(local) = loc.local_file() {
+        // The object's file is the input (or a link to it): publishing would replace it.
+        if args.input.as_os_str() != "-" {
+            cloudimg_vhd::outpath::refuse_output_among_inputs(&local, [args.input.as_path()])?;
+        }
+    }
     let (source, size, mtime) = if args.input.as_os_str() == "-" {
         (Source::stream(std::io::stdin()), None, None)
     } else {
