@@ -54,7 +54,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn human(r: &Report) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    for file in &r.files {
+    // A chain finding (a loop, too many layers) may name a file that was not checked on
+    // its own: it is listed after the files checked, never dropped.
+    let mut paths: Vec<&PathBuf> = r.files.iter().collect();
+    for f in &r.findings {
+        if !paths.contains(&&f.path) {
+            paths.push(&f.path);
+        }
+    }
+    for file in paths {
         let mine: Vec<_> = r.findings.iter().filter(|f| &f.path == file).collect();
         if mine.is_empty() {
             let _ = writeln!(s, "{}: ok", file.display());
