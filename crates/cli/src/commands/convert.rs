@@ -180,7 +180,12 @@ pub fn run_convert(
         convert(input, Output::Path(out), opts, &mut tick)
     };
     bar.finish_and_clear();
-    Ok(report?)
+    let report = report?;
+    // Said as `info` and qemu-img say them: the data was read, but the file is odd.
+    for w in &report.warnings {
+        eprintln!("warning: {}: {}", w.path.display(), w.warning);
+    }
+    Ok(report)
 }
 
 /// Prints the report as asked; to stderr when stdout carries the image.
