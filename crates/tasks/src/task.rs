@@ -73,6 +73,10 @@ pub struct Task {
 }
 
 /// Namespace of the task ids derived from task inputs.
+/// Largest task JSON document read or parsed (1 MiB): a task is a few hundred bytes, and a
+/// document from a stranger must not cost memory in proportion to its size.
+pub const MAX_TASK_JSON: usize = 1 << 20;
+
 const TASK_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f7564_696d_4700_8000_7461736b7321);
 
 /// The id of the task of `task_type` with `input` run by `owner`: a name-based (v5) UUID
@@ -160,9 +164,27 @@ impl Task {
         }
     }
 
+    /// Reads a task JSON document from `r` (a file named `name`), refusing one of more
+    /// than [`MAX_TASK_JSON`] bytes before anything is parsed: at most that much is read.
+    pub fn from_reader(r: impl std::io::Read, name: &str, default_owner: &str) -> Result<Task> {
+        use std::io::Read;
+        let mut text = String::new();
+        r.take(MAX_TASK_JSON as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::input(format!("task JSON {name}: {e}")))?;
+        Task::from_json(&text, default_owner)
+            .map_err(|e| Error::input(format!("{name}: {}", e.message())))
+    }
+
     /// Parses a task JSON document (as written by [`Task`] or Glance). A document holding
     /// only `type` and `input` (the body of `POST /v2/tasks`) becomes a new pending task.
+    /// One of more than [`MAX_TASK_JSON`] bytes is refused unparsed.
     pub fn from_json(text: &str, default_owner: &str) -> Result<Task> {
+        if text.len() > MAX_TASK_JSON {
+            return Err(Error::input(format!(
+                "task JSON of more than {MAX_TASK_JSON} bytes (MAX_TASK_JSON) is refused unparsed; a task is a few hundred bytes"
+            )));
+        }
         let v: Value =
             serde_json::from_str(text).map_err(|e| Error::input(format!("task JSON: {e}")))?;
         let obj = v
@@ -386,6 +408,38 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn documents_over_the_bound_are_refused_unparsed() {
+        let head =
+            r#"{"type":"import","input":{"import_from":"c/o.vhd","image_properties":{"name":""#;
+        let mut doc = head.to_string();
+        doc.push_str(&"a".repeat(MAX_TASK_JSON));
+        doc.push_str(r#""}}}"#);
+        let e = Task::from_json(&doc, "o").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.message().contains("MAX_TASK_JSON"), "{e}");
+        // From a reader: only the bound (plus one byte) is read.
+        struct Endless(u64);
+        impl std::io::Read for Endless {
+            fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                b.fill(b'a');
+                self.0 += b.len() as u64;
+                Ok(b.len())
+            }
+        }
+        let mut r = Endless(0);
+        let e = Task::from_reader(&mut r, "big.json", "o").unwrap_err();
+        assert!(e.message().starts_with("big.json: "), "{e}");
+        assert!(
+            r.0 <= MAX_TASK_JSON as u64 + 64 * 1024,
+            "read {} bytes",
+            r.0
+        );
+        // At the bound, a document still parses.
+        let small = r#"{"type":"import","input":{"import_from":"c/o.vhd"}}"#;
+        Task::from_reader(small.as_bytes(), "ok.json", "o").unwrap();
+    }
 
     #[test]
     fn derived_ids_depend_on_the_request_only() {

@@ -59,8 +59,8 @@ pub fn open_store_root(url: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
 
 /// Reads a task JSON file (a full task or a `POST /v2/tasks` body).
 pub fn read_task(file: &Path, owner: &str) -> anyhow::Result<Task> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
-    Ok(Task::from_json(&text, owner)?)
+    let f = std::fs::File::open(file).with_context(|| format!("read {}", file.display()))?;
+    Ok(Task::from_reader(f, &file.display().to_string(), owner)?)
 }
 
 /// A progress callback drawing a bar on a terminal (nothing otherwise).
