@@ -5,7 +5,7 @@
 # deflate engine; isal brings igzip for the interop tests and benchmarks.
 set -euo pipefail
 pkgs=(swift swift-proxy swift-account swift-container swift-object memcached
-      python3-swiftclient libvhdi-utils python3-libvhdi pigz qemu-utils curl time bzip2
+      python3-swiftclient libvhdi-utils python3-libvhdi pigz qemu-utils curl time bzip2 strace
       python3-keystone python3-keystonemiddleware python3-keystoneclient
       xz-utils zstd genisoimage
       postgresql python3-glanceclient python3-openstackclient

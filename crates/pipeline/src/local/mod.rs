@@ -1,7 +1,8 @@
 //! The local backend: a directory whose subdirectories are containers and whose files are
 //! objects (names may contain `/`).
 //!
-//! Writes are atomic (temp file in the same directory, then rename). Side information (ETag
+//! Writes are atomic and durable (temp file in the same directory, fsynced, renamed, then
+//! the directory fsynced). Side information (ETag
 //! cache, user metadata, large-object manifests) lives in JSON sidecars under
 //! `<root>/.cloudimg-meta/<container>/<name>.json`, out of the way of listings. Large objects
 //! are emulated the way Swift serves them: a DLO manifest is an empty file whose sidecar names
@@ -220,8 +221,13 @@ fn atomic_write(
                 ));
             }
         }
+        // Durable before it is acknowledged: the data synced, the name switched, then the
+        // folder synced so the new name survives a power loss (rename alone does not).
         f.sync_data().map_err(|e| Error::io("put", &target, e))?;
         fs::rename(&tmp, dest).map_err(|e| Error::io("put", &target, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("put", &target, e))?;
         Ok((n, md5))
     })();
     if res.is_err() {
