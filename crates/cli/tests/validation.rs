@@ -147,3 +147,27 @@ fn import_fails_its_task_and_stores_nothing() {
         assert!(stored.is_empty(), "{c:?}: {stored:?}");
     }
 }
+
+/// The one thing readers let through: a footer checksum wrong in both copies is read
+/// (as qemu-img reads it) with a warning on stderr naming the file, field and offset.
+#[test]
+fn convert_warns_of_a_footer_checksum_wrong_in_both_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let p = d.join("sum.vhd");
+    std::fs::copy(fixture("dynamic-qemu.vhd"), &p).unwrap();
+    let applied = cloudimg_fixtures::corrupt(&p, Corruption::BothFooterChecksums).unwrap();
+    let out = cloudimg(d, &["convert", "-O", "raw", "sum.vhd", "out.raw"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: sum.vhd: footer.checksum at offset {:#x}",
+            applied.offset
+        )),
+        "{err}"
+    );
+    // `check` still calls it an error.
+    let out = cloudimg(d, &["check", "sum.vhd"]);
+    assert_eq!(out.status.code(), Some(1));
+}
