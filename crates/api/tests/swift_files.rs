@@ -3,7 +3,9 @@
 //! a trust from the caller to the service user when the task is created; the worker acts
 //! for the caller through it, in the caller's account only. Alice imports from her
 //! container and exports back into it; Bob, naming the same container, reads his own
-//! account and finds nothing; the credential is gone once each task ends. Both engines.
+//! account and finds nothing; Alice's own token is revoked before the worker runs and her
+//! task still completes (it runs on the trust, not on her token); the credential is gone
+//! once each task ends. Both engines.
 
 mod common;
 
@@ -72,6 +74,8 @@ async fn tasks_use_the_callers_own_account(engine: Engine) {
         .await
         .unwrap()
         .unwrap();
+    let (admin_name, admin_password, admin_project_name) =
+        (admin.clone(), admin_pw.clone(), admin_project.clone());
     let creds = ServiceCredentials {
         username: admin,
         password: admin_pw,
@@ -148,7 +152,31 @@ async fn tasks_use_the_callers_own_account(engine: Engine) {
     let (s, t) = app.post("/v2/tasks", &bob_tok, import).await;
     assert_eq!(s, 201, "{t}");
     let bob_task = t["id"].as_str().unwrap().to_string();
+    // Alice's own token ends (revoked, as an expiry or a logout ends it) before any worker
+    // runs her task: the task does not depend on it, only on the trust.
+    let (admin_tok, _) = common::keystone_token(
+        &ks.auth_url,
+        &admin_name,
+        &admin_password,
+        &admin_project_name,
+    );
+    let tokens_url = format!("{}/auth/tokens", ks.auth_url.trim_end_matches('/'));
+    let revoke = ureq::delete(&tokens_url)
+        .set("X-Auth-Token", &admin_tok)
+        .set("X-Subject-Token", &alice_tok)
+        .call()
+        .expect("Keystone revokes Alice's token");
+    assert_eq!(revoke.status(), 204);
+    let check = ureq::get(&tokens_url)
+        .set("X-Auth-Token", &admin_tok)
+        .set("X-Subject-Token", &alice_tok)
+        .call();
+    assert!(
+        matches!(check, Err(ureq::Error::Status(404, _))),
+        "Alice's first token is no longer valid"
+    );
     while worker::run_once(&app.st, &cfg, "w-1").await.unwrap() {}
+    let (alice_tok, _) = common::keystone_token(&ks.auth_url, alice, alice_pw, alice_project);
 
     let (_, t) = app
         .get(&format!("/v2/tasks/{alice_task}"), &alice_tok)
