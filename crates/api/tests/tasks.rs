@@ -463,8 +463,10 @@ async fn a_run_that_lost_its_lease_stops_and_undoes_nothing(app: TestApp) {
         )
         .await;
     let id = t["id"].as_str().unwrap().to_string();
+    // A short lease: the heartbeat (a third of it) finds the theft within 100 ms, long
+    // before the import's end.
     let cfg = WorkerConfig {
-        lease: std::time::Duration::from_secs(3),
+        lease: std::time::Duration::from_millis(300),
         ..files(&app)
     };
     let st = app.st.clone();

@@ -38,8 +38,13 @@ fn worker_crashing_at(bin: &str, dir: &Path, crash: Option<&str>) -> Child {
 
 /// A 96 MiB dynamic VHD of mixed data, made by qemu-img from a raw file.
 fn big_vhd(dir: &Path) -> std::path::PathBuf {
+    vhd_of(dir, 96)
+}
+
+/// A dynamic VHD of `mib` MiB of mixed data, made by qemu-img from a raw file.
+fn vhd_of(dir: &Path, mib: usize) -> std::path::PathBuf {
     let raw = dir.join("disk.raw");
-    let mut data = vec![0u8; 96 << 20];
+    let mut data = vec![0u8; mib << 20];
     let mut x: u64 = 0x9e3779b97f4a7c15;
     for (i, chunk) in data.chunks_mut(4096).enumerate() {
         if i % 3 != 2 {
@@ -448,7 +453,8 @@ async fn catalog_restart_mid_run() {
     let Some((url, data, ctl)) = private_pg(dir) else {
         return;
     };
-    big_vhd(dir);
+    // Large enough that the import outlasts the restart (about a second).
+    vhd_of(dir, 384);
     let db = Db::connect(&url).await.unwrap();
     let id = add_task(
         &db,
