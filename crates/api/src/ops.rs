@@ -91,7 +91,20 @@ pub async fn cancel(db: &Db, id: &str) -> Result<OpsTask, OpsError> {
     let now = clock::now();
     let expires = clock::after(crate::worker::DEFAULT_TASK_TTL);
     if tasks::cancel(db, id, CANCEL_MESSAGE, &now, &expires).await? {
-        return show(db, id).await;
+        let t = show(db, id).await?;
+        if t.row.task_type == "import" {
+            // The import's image, if its run had recorded it as saving, goes with the task
+            // (as when an import fails); an image the run already made active stays.
+            let task = cloudimg_tasks::Task::with_id(
+                t.row.id.clone(),
+                cloudimg_tasks::TaskType::Import,
+                serde_json::from_str(&t.row.input).unwrap_or(serde_json::Value::Null),
+                t.row.owner.clone(),
+            );
+            let image = cloudimg_tasks::import::image_id_for(&task).to_string();
+            crate::db::images::delete_saving(db, &image, &t.row.owner).await?;
+        }
+        return Ok(t);
     }
     let t = show(db, id).await?;
     Err(OpsError::Ended {

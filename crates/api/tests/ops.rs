@@ -104,12 +104,31 @@ async fn cancel_processing_refuses_the_worker(app: TestApp) {
     assert_eq!(j["progress"]["bytes_total"], 10);
     assert_eq!(j["input"]["import_from"], "uploads/x.vhd");
 
+    // The run had recorded its image as saving, as a worker does when it starts an import.
+    let task = cloudimg_tasks::Task::with_id(
+        id.clone(),
+        cloudimg_tasks::TaskType::Import,
+        serde_json::from_str(&run.input).unwrap(),
+        run.owner.clone(),
+    );
+    let image = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let mut saving = cloudimg_api::domain::image::Image::new(image.clone(), &run.owner);
+    saving.status = "saving".into();
+    cloudimg_api::db::images::insert(db, &saving).await.unwrap();
+
     let t = ops::cancel(db, &id).await.unwrap();
     assert_eq!(
         (t.row.status.as_str(), t.row.message.as_str()),
         ("failure", CANCEL_MESSAGE)
     );
     assert_eq!(t.lease, Default::default());
+    assert!(
+        cloudimg_api::db::images::get(db, &image)
+            .await
+            .unwrap()
+            .is_none(),
+        "the cancelled import's saving image goes with it"
+    );
     // The worker that held the lease comes back: its heartbeat and its result are refused.
     assert!(!tasks::heartbeat(
         db,
