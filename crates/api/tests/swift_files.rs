@@ -4,7 +4,8 @@
 //! for the caller through it, in the caller's account only. Alice imports from her
 //! container and exports back into it; Bob, naming the same container, reads his own
 //! account and finds nothing; Alice's own token is revoked before the worker runs and her
-//! task still completes (it runs on the trust, not on her token); the credential is gone
+//! task still completes (it runs on the trust, not on her token); a worker token that
+//! expires is renewed through the trust on Swift's 401; the credential is gone
 //! once each task ends. Both engines.
 
 mod common;
@@ -14,6 +15,9 @@ use cloudimg_api::auth::Authenticator;
 use cloudimg_api::db::{self, Db};
 use cloudimg_api::worker::{self, Files, WorkerConfig};
 use cloudimg_api::{AppState, Limits};
+use cloudimg_pipeline::retry::RetryPolicy;
+use cloudimg_pipeline::store::{ObjectPath, ObjectStore};
+use cloudimg_pipeline::swift::{SwiftAuth, SwiftStore};
 use cloudimg_tasks::ImageStore;
 use common::{Engine, TestApp};
 use serde_json::{json, Value};
@@ -148,6 +152,10 @@ async fn tasks_use_the_callers_own_account(engine: Engine) {
         !t.to_string().contains("trust"),
         "no credential in the task: {t}"
     );
+    let trust = db::credentials::get(&app.st.db, &alice_task)
+        .await
+        .unwrap()
+        .unwrap();
     // Bob names the same container: his trust reaches his own account, where it is not.
     let (s, t) = app.post("/v2/tasks", &bob_tok, import).await;
     assert_eq!(s, 201, "{t}");
@@ -202,6 +210,30 @@ async fn tasks_use_the_callers_own_account(engine: Engine) {
             "a finished task's credential is forgotten"
         );
     }
+
+    // A worker's token that expires mid-run: Swift answers 401 and the store logs in
+    // again through the trust, and the request goes through. (A token Keystone never
+    // issued stands for the expired one: Swift answers both alike.)
+    let renewing = SwiftStore::with_config(
+        SwiftAuth::Trust {
+            auth_url: ks.auth_url.clone(),
+            username: admin_name.clone(),
+            password: admin_password.clone(),
+            user_domain: "Default".into(),
+            trust_id: trust,
+        },
+        Some((account.clone(), "gAAAAA-expired-token".into())),
+        Default::default(),
+        RetryPolicy::default(),
+    );
+    let renewed = tokio::task::spawn_blocking({
+        let path = ObjectPath::new(&uploads, "disk.vhd");
+        move || renewing.head(&path)
+    })
+    .await
+    .unwrap()
+    .expect("renewed through the trust");
+    assert_eq!(renewed.size, disk.len() as u64);
 
     // Alice exports the image back into her account.
     let exports = format!("exports-{}", uuid::Uuid::new_v4().simple());
