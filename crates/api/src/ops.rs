@@ -95,13 +95,7 @@ pub async fn cancel(db: &Db, id: &str) -> Result<OpsTask, OpsError> {
         if t.row.task_type == "import" {
             // The import's image, if its run had recorded it as saving, goes with the task
             // (as when an import fails); an image the run already made active stays.
-            let task = cloudimg_tasks::Task::with_id(
-                t.row.id.clone(),
-                cloudimg_tasks::TaskType::Import,
-                serde_json::from_str(&t.row.input).unwrap_or(serde_json::Value::Null),
-                t.row.owner.clone(),
-            );
-            let image = cloudimg_tasks::import::image_id_for(&task).to_string();
+            let image = crate::worker::import_image_id(&t.row);
             crate::db::images::delete_saving(db, &image, &t.row.owner).await?;
         }
         return Ok(t);

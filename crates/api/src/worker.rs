@@ -233,7 +233,7 @@ async fn begin_import_image(st: &AppState, row: &TaskRow) -> Result<Option<Strin
     let Ok(input) = cloudimg_tasks::ImportInput::parse(&task.input) else {
         return Ok(None);
     };
-    let id = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let id = import_image_id(row);
     let mut img = Image::new(id.clone(), &row.owner);
     img.name = Some(input.name);
     img.status = status::SAVING.into();
@@ -245,6 +245,12 @@ async fn begin_import_image(st: &AppState, row: &TaskRow) -> Result<Option<Strin
         Err(e) => return Err(e),
     }
     Ok(Some(id))
+}
+
+/// The id of the image an import task makes (derived from the task, so every run of it
+/// makes the same one).
+pub fn import_image_id(row: &TaskRow) -> String {
+    cloudimg_tasks::import::image_id_for(&new_task(row)).to_string()
 }
 
 fn new_task(row: &TaskRow) -> Task {

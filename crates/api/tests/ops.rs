@@ -105,13 +105,7 @@ async fn cancel_processing_refuses_the_worker(app: TestApp) {
     assert_eq!(j["input"]["import_from"], "uploads/x.vhd");
 
     // The run had recorded its image as saving, as a worker does when it starts an import.
-    let task = cloudimg_tasks::Task::with_id(
-        id.clone(),
-        cloudimg_tasks::TaskType::Import,
-        serde_json::from_str(&run.input).unwrap(),
-        run.owner.clone(),
-    );
-    let image = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let image = cloudimg_api::worker::import_image_id(&run);
     let mut saving = cloudimg_api::domain::image::Image::new(image.clone(), &run.owner);
     saving.status = "saving".into();
     cloudimg_api::db::images::insert(db, &saving).await.unwrap();

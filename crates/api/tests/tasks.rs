@@ -500,20 +500,14 @@ async fn a_run_that_lost_its_lease_stops_and_undoes_nothing(app: TestApp) {
         .unwrap();
     assert_eq!(t.status, "processing", "the stopped run wrote no end");
     assert_eq!(t.attempts, 2);
-    let task = cloudimg_tasks::Task::with_id(
-        id.clone(),
-        cloudimg_tasks::TaskType::Import,
-        serde_json::from_str(&t.input).unwrap(),
-        "proj-a",
-    );
-    let image = cloudimg_tasks::import::image_id_for(&task);
-    let img = cloudimg_api::db::images::get(db, &image.to_string())
+    let image = worker::import_image_id(&t);
+    let img = cloudimg_api::db::images::get(db, &image)
         .await
         .unwrap()
         .expect("the saving image is not removed by the stopped run");
     assert_eq!(img.status, "saving");
     assert!(
-        app.st.store.get(&image).unwrap().is_none(),
+        app.st.store.get(&image.parse().unwrap()).unwrap().is_none(),
         "the stopped run did not finish the import"
     );
 }

@@ -86,26 +86,13 @@ async fn killed_worker_task_is_taken_over_and_finished_once() {
     let db = Db::connect(&format!("sqlite:{}", dir.join("catalog.db").display()))
         .await
         .unwrap();
-    let now = cloudimg_api::clock::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    let row = TaskRow {
-        id: id.clone(),
-        task_type: "import".into(),
-        status: "pending".into(),
-        owner: "proj-a".into(),
-        input: r#"{"import_from":"uploads/big.vhd","import_from_format":"vhd","image_properties":{"name":"big"}}"#.into(),
-        result: None,
-        message: String::new(),
-        created_at: now.clone(),
-        updated_at: now,
-        expires_at: None,
-        attempts: 0,
-        max_attempts: 3,
-        phase: None,
-        bytes_done: 0,
-        bytes_total: 0,
-    };
-    tasks::insert(&db, &row).await.unwrap();
+    let id = add_task(
+        &db,
+        "import",
+        serde_json::json!({"import_from": "uploads/big.vhd", "import_from_format": "vhd",
+            "image_properties": {"name": "big"}}),
+    )
+    .await;
     // The first worker starts the import; kill it once it has reported progress.
     let mut first = worker(bin, dir);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -133,13 +120,8 @@ async fn killed_worker_task_is_taken_over_and_finished_once() {
         "the worker was killed while the task was processing"
     );
     // While the import runs, its image is in the catalog as `saving` (as Glance shows it).
-    let task = cloudimg_tasks::Task::with_id(
-        id.clone(),
-        cloudimg_tasks::TaskType::Import,
-        serde_json::from_str(&row.input).unwrap(),
-        "proj-a",
-    );
-    let image_id = cloudimg_tasks::import::image_id_for(&task).to_string();
+    let image_id =
+        cloudimg_api::worker::import_image_id(&tasks::get(&db, &id).await.unwrap().unwrap());
     let saving = cloudimg_api::db::images::get(&db, &image_id)
         .await
         .unwrap()

@@ -302,32 +302,16 @@ pub async fn catalog_url(engine: Engine, dir: &std::path::Path) -> Option<String
 /// Keystone's admin from the env file `scripts/keystone-up.sh` writes (`KS_ADMIN_*`):
 /// user, password, project. `None` with a skip note (a panic under `CI`) when absent.
 pub fn keystone_admin() -> Option<(String, String, String)> {
-    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            cloudimg_fixtures::env::workspace_root()
-                .join("target")
-                .join("swift.env")
-        });
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let get = |k: &str| {
-        std::env::var(k).ok().filter(|v| !v.is_empty()).or_else(|| {
-            text.lines()
-                .find_map(|l| l.trim().strip_prefix(&format!("{k}=")))
-                .map(|v| v.trim().to_string())
-        })
-    };
     match (
-        get("KS_ADMIN_USERNAME"),
-        get("KS_ADMIN_PASSWORD"),
-        get("KS_ADMIN_PROJECT_NAME"),
+        swift_env_value("KS_ADMIN_USERNAME"),
+        swift_env_value("KS_ADMIN_PASSWORD"),
+        swift_env_value("KS_ADMIN_PROJECT_NAME"),
     ) {
         (Some(u), Some(p), Some(n)) => Some((u, p, n)),
         _ => {
             let msg = format!(
                 "KS_ADMIN_* missing from {} (run scripts/keystone-up.sh)",
-                file.display()
+                swift_env_file().display()
             );
             if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
                 panic!("{msg}");
@@ -361,16 +345,7 @@ pub fn keystone_token(
 /// The customers `scripts/keystone-up.sh` made (`KS_CUSTOMERS`: user:project, password
 /// `<user>-pw`), each the admin of its own project.
 pub fn keystone_customers() -> Vec<(String, String, String)> {
-    let file = cloudimg_fixtures::env::workspace_root()
-        .join("target")
-        .join("swift.env");
-    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or(file);
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("KS_CUSTOMERS="))
+    swift_env_value("KS_CUSTOMERS")
         .unwrap_or_default()
         .split_whitespace()
         .filter_map(|c| c.split_once(':'))
@@ -378,22 +353,29 @@ pub fn keystone_customers() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// A value from the env file `scripts/swift-up.sh` and `keystone-up.sh` write.
-pub fn swift_env_value(key: &str) -> Option<String> {
-    if let Some(v) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
-        return Some(v);
-    }
-    let file = std::env::var_os("CLOUDIMG_SWIFT_ENV")
+/// The env file `scripts/swift-up.sh` and `keystone-up.sh` write.
+fn swift_env_file() -> PathBuf {
+    std::env::var_os("CLOUDIMG_SWIFT_ENV")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             cloudimg_fixtures::env::workspace_root()
                 .join("target")
                 .join("swift.env")
-        });
-    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix(&format!("{key}="))
-            .map(|v| v.trim().to_string())
-    })
+        })
+}
+
+/// A value from the process environment, else from the env file `swift_env_file`.
+pub fn swift_env_value(key: &str) -> Option<String> {
+    if let Some(v) = std::env::var(key).ok().filter(|v| !v.is_empty()) {
+        return Some(v);
+    }
+    std::fs::read_to_string(swift_env_file())
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("{key}="))
+                .map(|v| v.trim().to_string())
+        })
 }
