@@ -12,6 +12,7 @@
 //! Every failure is an [`Error`] with a stable [`ErrorKind`] naming the member and
 //! the offset in the archive.
 
+mod admit;
 pub mod error;
 pub mod gzip;
 pub mod names;

@@ -7,11 +7,11 @@
 //! gap, a visible leaf, and each child's parent UUID equal to the next file's
 //! UUID.
 
+use crate::admit::admit;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pack::{pack, PackInput, PackOptions, PackReport};
 use crate::source::{Decoder, Limits, StreamStats};
 use crate::tar::TarReader;
-use crate::unpack::admit;
 use crate::vhdmeta::{Sniffer, VhdSummary};
 use std::io::{self, Read, Write};
 

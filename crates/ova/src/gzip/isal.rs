@@ -72,7 +72,8 @@ pub(crate) fn deflate(
 ) -> io::Result<usize> {
     let avail_in = u32::try_from(data.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "chunk over 4 GiB"))?;
-    let dict = &dict[dict.len().saturating_sub(super::deflate::WINDOW)..];
+    // ISA-L's own history size (the deflate window): it would ignore more.
+    let dict = &dict[dict.len().saturating_sub(sys::IGZIP_HIST_SIZE as usize)..];
     STREAM.with(|cell| {
         let mut slot = cell.borrow_mut();
         if !matches!(&*slot, Some(s) if s.level == level) {

@@ -12,8 +12,10 @@ pub(crate) mod deflate;
 pub mod engine;
 pub mod header;
 pub mod indexed;
+mod inflating;
 #[cfg(all(feature = "isal", target_arch = "x86_64"))]
 mod isal;
+mod member;
 pub mod members;
 pub(crate) mod ordered;
 pub mod parallel;
