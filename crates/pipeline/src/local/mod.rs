@@ -185,6 +185,19 @@ fn atomic_write(
     expect_len: Option<u64>,
     expect_md5: Option<&str>,
 ) -> Result<(u64, String)> {
+    write_new(dest, src, expect_len, expect_md5, false)
+}
+
+/// [`atomic_write`], or with `if_absent` a create-only write: the temporary file is
+/// linked to `dest`, which fails (412) when the name is taken, so of two writers exactly
+/// one creates it.
+fn write_new(
+    dest: &Path,
+    src: &mut dyn Read,
+    expect_len: Option<u64>,
+    expect_md5: Option<&str>,
+    if_absent: bool,
+) -> Result<(u64, String)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let target = dest.display().to_string();
     let dir = dest.parent().unwrap_or(Path::new("."));
@@ -224,7 +237,24 @@ fn atomic_write(
         // Durable before it is acknowledged: the data synced, the name switched, then the
         // folder synced so the new name survives a power loss (rename alone does not).
         f.sync_data().map_err(|e| Error::io("put", &target, e))?;
-        fs::rename(&tmp, dest).map_err(|e| Error::io("put", &target, e))?;
+        if if_absent {
+            match fs::hard_link(&tmp, dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(Error::new(
+                        ErrorKind::Permanent,
+                        "put",
+                        &target,
+                        "the object exists (create only)",
+                    )
+                    .with_status(412))
+                }
+                Err(e) => return Err(Error::io("put", &target, e)),
+            }
+            fs::remove_file(&tmp).map_err(|e| Error::io("put", &target, e))?;
+        } else {
+            fs::rename(&tmp, dest).map_err(|e| Error::io("put", &target, e))?;
+        }
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("put", &target, e))?;
@@ -285,8 +315,21 @@ impl ObjectStore for LocalStore {
         let mut r = body
             .reader()
             .map_err(|e| Error::io("put", self.url(path), e))?;
-        let (n, md5) = atomic_write(&file, &mut r, Some(body.len()), opts.md5.as_deref())
-            .map_err(|e| Error::new(e.kind(), "put", self.url(path), e.detail().to_string()))?;
+        let (n, md5) = write_new(
+            &file,
+            &mut r,
+            Some(body.len()),
+            opts.md5.as_deref(),
+            opts.if_absent,
+        )
+        .map_err(|e| {
+            let status = e.status();
+            let out = Error::new(e.kind(), "put", self.url(path), e.detail().to_string());
+            match status {
+                Some(s) => out.with_status(s),
+                None => out,
+            }
+        })?;
         let md = fs::metadata(&file).map_err(|e| Error::io("put", self.url(path), e))?;
         self.write_meta(
             path,
