@@ -11,7 +11,7 @@
 //! [`crate::write`] for that trade-off).
 
 use crate::chain::{Chain, ChainOptions, ChainWarning};
-use crate::coalesce::refuse_if_journaled;
+use crate::journaled::refuse_if_journaled;
 use crate::replace::{OldOutput, Replaced};
 use crate::write::{
     self, ChainSource, DiskSource, DynamicLayout, DynamicOptions, FixedOptions, Progress,

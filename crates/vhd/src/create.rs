@@ -8,11 +8,11 @@
 //! 0x1000 with 4 KiB of space, BAT at 0x2000, `W2ru` after it with 64 KiB,
 //! data space in bytes, header parent name absolute, parent timestamp 0).
 
-use crate::coalesce::refuse_if_journaled;
 use crate::format::footer::FOOTER_SIZE;
 use crate::format::header::DEFAULT_BLOCK_SIZE;
 use crate::format::locator::{ParentLocator, PlatformCode};
 use crate::image::Image;
+use crate::journaled::refuse_if_journaled;
 use crate::write::{self, DiskSource, DynamicLayout, FixedOptions, Sink};
 use crate::{DiskType, DynamicHeader, Error, ErrorKind, Footer, Result, SECTOR_SIZE};
 use std::fs::{File, OpenOptions};

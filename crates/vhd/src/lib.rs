@@ -18,9 +18,11 @@ pub mod format;
 pub mod image;
 pub mod info;
 pub mod io;
+mod journaled;
 pub mod outpath;
 pub mod reader;
 pub mod replace;
+mod rules;
 pub mod write;
 
 pub use alloc::{Extent, Extents, Source};

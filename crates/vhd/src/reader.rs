@@ -110,3 +110,95 @@ impl<C: Borrow<Chain>> Seek for ChainReader<C> {
         Ok(new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alloc::{Extent, Source};
+    use crate::chain::Chain;
+    use crate::format::footer::Footer;
+    use crate::image::tests::{open, tiny};
+    use crate::DiskType;
+    use uuid::Uuid;
+
+    #[test]
+    fn opens_and_maps_a_partial_block() {
+        let img = open(tiny(DiskType::Dynamic)).unwrap();
+        let ext: Vec<Extent> = img.extents().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            ext,
+            vec![
+                Extent {
+                    offset: 0,
+                    len: 4096,
+                    source: Source::Zero
+                },
+                Extent {
+                    offset: 4096,
+                    len: 1536,
+                    source: Source::Layer {
+                        layer: 0,
+                        file_offset: 0xa00
+                    }
+                },
+                Extent {
+                    offset: 5632,
+                    len: 16384 - 5632,
+                    source: Source::Zero
+                },
+            ]
+        );
+        let chain = Chain::single(img).unwrap();
+        let mut buf = vec![1u8; 16 << 10];
+        chain.read_at(0, &mut buf).unwrap();
+        assert!(buf[..4096].iter().all(|&b| b == 0));
+        assert!(buf[4096..5632].iter().all(|&b| b == 0xab));
+        assert!(
+            buf[5632..].iter().all(|&b| b == 0),
+            "clear bits read as zeros"
+        );
+    }
+
+    #[test]
+    fn differencing_layers_fall_through_clear_bits() {
+        let child = open(tiny(DiskType::Differencing)).unwrap();
+        let mut pb = tiny(DiskType::Dynamic);
+        // Parent: uuid 9, block 1 fully present with 0xcd.
+        let mut f = Footer::new(DiskType::Dynamic, 16 << 10, Uuid::from_u128(9), 0);
+        let footer = f.seal();
+        pb[..512].copy_from_slice(&footer);
+        let n = pb.len();
+        pb[n - 512..].copy_from_slice(&footer);
+        pb[0x800] = 0xff;
+        pb[0xa00..0xa00 + 4096].fill(0xcd);
+        let parent = open(pb).unwrap();
+        let chain = Chain::from_images(vec![child, parent]).unwrap();
+        let ext: Vec<Extent> = chain.extents().map(|e| e.unwrap()).collect();
+        assert_eq!(
+            ext[1],
+            Extent {
+                offset: 4096,
+                len: 1536,
+                source: Source::Layer {
+                    layer: 0,
+                    file_offset: 0xa00
+                }
+            }
+        );
+        assert_eq!(
+            ext[2],
+            Extent {
+                offset: 5632,
+                len: 4096 - 1536,
+                source: Source::Layer {
+                    layer: 1,
+                    file_offset: 0xa00 + 1536
+                }
+            }
+        );
+        let mut buf = vec![0u8; 8192];
+        chain.read_at(4096, &mut buf).unwrap();
+        assert!(buf[..1536].iter().all(|&b| b == 0xab));
+        assert!(buf[1536..4096].iter().all(|&b| b == 0xcd));
+        assert!(buf[4096..].iter().all(|&b| b == 0));
+    }
+}

@@ -14,6 +14,7 @@
 //! interrupted and rerun).
 
 use super::faults::Faults;
+pub use crate::journaled::{journal_path, refuse_if_journaled};
 use crate::{Error, ErrorKind, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Write};
@@ -24,37 +25,10 @@ const MAGIC: &[u8; 8] = b"CIMGJRN1";
 /// Largest record accepted when reading a journal back (a record is one run).
 const MAX_RECORD: u32 = 256 << 20;
 
-/// Where the journal of `parent` lives.
-pub fn journal_path(parent: &Path) -> PathBuf {
-    let mut name = parent.file_name().unwrap_or_default().to_os_string();
-    name.push(".cloudimg-journal");
-    parent.with_file_name(name)
-}
-
 fn tmp_path(parent: &Path) -> PathBuf {
     let mut p = journal_path(parent).into_os_string();
     p.push(".tmp");
     PathBuf::from(p)
-}
-
-/// Fails with [`ErrorKind::Journal`] when an interrupted in-place coalesce left
-/// a journal beside `path`, saying how to finish or undo it.
-pub fn refuse_if_journaled(path: &Path) -> Result<()> {
-    let j = journal_path(path);
-    if j.exists() {
-        return Err(Error::new(
-            ErrorKind::Journal,
-            format!(
-                "an interrupted in-place coalesce left {}; the image may be half merged. \
-                 Run `cloudimg coalesce --rollback {}` to restore it, or `cloudimg coalesce --resume {}` to finish the merge",
-                j.display(),
-                path.display(),
-                path.display()
-            ),
-        )
-        .path(path));
-    }
-    Ok(())
 }
 
 /// What a journal says beyond its byte ranges.

@@ -1,7 +1,7 @@
 //! The words for what was detected: a noun phrase for the format, and the one
 //! line a user reads when a VHD was expected, ending in what to run.
 
-use super::{Detected, Format, Hazard, VhdKind, VmdkKind};
+use super::verdict::{Detected, Format, Hazard, VhdKind, VmdkKind};
 use crate::format::footer::FOOTER_SIZE;
 
 /// Where the data was given, which decides the advice: a local file can be

@@ -2,7 +2,7 @@
 //! bzip2, xz, zstd, tar (ustar, GNU), OVA and OVF, ISO 9660, and plain text.
 
 use super::bytes::{at, cstr, le_u16, le_u32};
-use super::{Detected, Format, TarKind};
+use super::verdict::{Detected, Format, TarKind};
 
 /// Formats known by magic bytes at fixed offsets.
 pub(super) fn by_magic(head: &[u8], size: u64) -> Option<Detected> {

@@ -7,7 +7,7 @@
 //! which other files it opens are read.
 
 use super::bytes::{at, be_u32, be_u64, cstr, le_u16, le_u32, le_u64, range};
-use super::{is_host_path, Detected, Format, Hazard, VhdKind, VmdkKind};
+use super::verdict::{is_host_path, Detected, Format, Hazard, VhdKind, VmdkKind};
 use crate::format::footer::{Footer, COOKIE, FOOTER_SIZE};
 use crate::format::header::{DynamicHeader, HEADER_SIZE};
 use crate::DiskType;

@@ -1,6 +1,7 @@
 //! Hand-made headers, each field annotated with its offset; the real tools'
 //! files are in `tests/detect_real.rs`.
 
+use super::verdict::is_host_path;
 use super::*;
 use crate::format::footer::Footer;
 use crate::{DiskType, Geometry};

@@ -14,6 +14,10 @@ pub const CHECKSUM_AT: usize = 36;
 pub const HEADER_VERSION: u32 = 0x0001_0000;
 /// The default block size, used by every common tool.
 pub const DEFAULT_BLOCK_SIZE: u32 = 2 * 1024 * 1024;
+/// Smallest block size accepted: one sector.
+pub const MIN_BLOCK_SIZE: u32 = 512;
+/// Largest block size accepted (qemu's limit). Every common tool writes 2 MiB.
+pub const MAX_BLOCK_SIZE: u32 = 256 << 20;
 /// BAT entry of a block that is not allocated.
 pub const BAT_UNUSED: u32 = 0xFFFF_FFFF;
 
