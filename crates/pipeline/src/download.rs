@@ -227,7 +227,7 @@ pub fn plan(store: &dyn ObjectStore, src: &ObjectPath) -> Result<Plan> {
                     md5: Some(normalize_etag(&s.etag)),
                 })
                 .collect();
-            let size = segments.iter().map(|s| s.size).sum();
+            let size = total_size(&url, "SLO manifest", &segments)?;
             if size != info.size {
                 return Err(Error::new(
                     ErrorKind::Integrity,
@@ -258,7 +258,7 @@ pub fn plan(store: &dyn ObjectStore, src: &ObjectPath) -> Result<Plan> {
                     md5: Some(e.etag).filter(|e| e.len() == 32),
                 })
                 .collect();
-            let size = segments.iter().map(|s| s.size).sum();
+            let size = total_size(&url, "DLO listing", &segments)?;
             Ok(Plan {
                 kind: "dlo".into(),
                 segments,
@@ -266,6 +266,24 @@ pub fn plan(store: &dyn ObjectStore, src: &ObjectPath) -> Result<Plan> {
             })
         }
     }
+}
+
+/// The sum of the segment sizes a server listed: sizes come from the network, so a sum
+/// past what any object can hold (u64, or an `i64` offset for the file we write) is a lie,
+/// refused before anything is planned from it.
+fn total_size(url: &str, what: &str, segments: &[PlannedSegment]) -> Result<u64> {
+    segments
+        .iter()
+        .try_fold(0u64, |a, s| a.checked_add(s.size))
+        .filter(|t| *t <= i64::MAX as u64)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Integrity,
+                "download",
+                url,
+                format!("{what} sizes add up past 2^63 bytes"),
+            )
+        })
 }
 
 /// When every segment name ends in digits of one width after the prefix (Cloud Images'

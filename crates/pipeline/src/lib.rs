@@ -21,6 +21,7 @@ pub mod download;
 pub mod error;
 pub mod hash;
 pub mod http;
+pub mod httpwire;
 pub mod local;
 mod md5pair;
 mod pool;

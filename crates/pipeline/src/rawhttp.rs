@@ -14,6 +14,7 @@
 //! one once, which is safe because only idempotent PUT and GET go this way.
 
 use crate::http::HttpConfig;
+use crate::httpwire::{find_head_end, framing, parse_head, Deframer, Framing, Head, MAX_HEAD};
 use crate::store::Body;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -52,28 +53,15 @@ impl RawResponse {
     }
 }
 
-enum Framing {
-    Length(u64),
-    /// Chunked: bytes left in the current chunk, or None before a chunk header.
-    Chunked(Option<u64>),
-    /// No length given: the body ends when the server closes the connection.
-    Eof,
-    Done,
-}
-
-/// A response body, read directly from the socket after the bytes that came with the head.
-pub(crate) struct RawBody {
+/// The socket side of a body: the bytes that came with the head, then the connection.
+struct Src {
     conn: Option<TcpStream>,
     pre: Vec<u8>,
     pre_pos: usize,
-    framing: Framing,
-    reusable: bool,
-    key: String,
-    idle: Arc<Mutex<HashMap<String, Vec<TcpStream>>>>,
 }
 
-impl RawBody {
-    fn raw_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Read for Src {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.pre_pos < self.pre.len() {
             let n = (self.pre.len() - self.pre_pos).min(buf.len());
             buf[..n].copy_from_slice(&self.pre[self.pre_pos..self.pre_pos + n]);
@@ -81,131 +69,50 @@ impl RawBody {
             return Ok(n);
         }
         match &mut self.conn {
-            Some(c) => loop {
-                match c.read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => return r,
-                }
-            },
+            Some(c) => c.read(buf),
             None => Ok(0),
         }
     }
+}
 
-    fn raw_byte(&mut self) -> io::Result<u8> {
-        let mut b = [0u8; 1];
-        if self.raw_read(&mut b)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(b[0])
-    }
+/// A response body, read directly from the socket after the bytes that came with the head.
+pub(crate) struct RawBody {
+    src: Src,
+    de: Deframer,
+    reusable: bool,
+    key: String,
+    idle: Arc<Mutex<HashMap<String, Vec<TcpStream>>>>,
+}
 
-    /// Reads a CRLF-terminated line of at most 1 KiB (chunk headers and trailers).
-    fn raw_line(&mut self) -> io::Result<String> {
-        let mut line = Vec::new();
-        loop {
-            let b = self.raw_byte()?;
-            if b == b'\n' {
-                break;
-            }
-            if line.len() > 1024 {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "chunk header too long",
-                ));
-            }
-            line.push(b);
-        }
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        Ok(String::from_utf8_lossy(&line).into_owned())
-    }
-
+impl RawBody {
+    /// At the end of the body: the connection goes back to the pool when it may carry
+    /// another request and nothing of a next answer was read with this one.
     fn finished(&mut self) {
-        self.framing = Framing::Done;
-        if self.reusable && self.pre_pos >= self.pre.len() {
-            if let (Some(c), Ok(mut idle)) = (self.conn.take(), self.idle.lock()) {
+        if self.reusable && self.src.pre_pos >= self.src.pre.len() {
+            if let (Some(c), Ok(mut idle)) = (self.src.conn.take(), self.idle.lock()) {
                 idle.entry(self.key.clone()).or_default().push(c);
             }
         }
-        self.conn = None;
+        self.src.conn = None;
     }
 }
 
 impl Read for RawBody {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
+        if self.de.framing == Framing::Done {
             return Ok(0);
         }
-        loop {
-            match self.framing {
-                Framing::Done => return Ok(0),
-                Framing::Eof => {
-                    let k = self.raw_read(buf)?;
-                    if k == 0 {
-                        self.framing = Framing::Done;
-                        self.conn = None;
-                    }
-                    return Ok(k);
-                }
-                Framing::Length(0) => {
+        match self.de.read(&mut self.src, buf) {
+            Ok(k) => {
+                if self.de.framing == Framing::Done {
                     self.finished();
-                    return Ok(0);
                 }
-                Framing::Length(n) => {
-                    let want = (n.min(buf.len() as u64)) as usize;
-                    let k = self.raw_read(&mut buf[..want])?;
-                    if k == 0 {
-                        self.conn = None;
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("connection closed with {n} body bytes missing"),
-                        ));
-                    }
-                    self.framing = Framing::Length(n - k as u64);
-                    if n == k as u64 {
-                        self.finished();
-                    }
-                    return Ok(k);
-                }
-                Framing::Chunked(None) => {
-                    let line = self.raw_line()?;
-                    let size = line.split(';').next().unwrap_or("").trim();
-                    let size = u64::from_str_radix(size, 16).map_err(|_| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("bad chunk size {line:?}"),
-                        )
-                    })?;
-                    if size == 0 {
-                        // Trailers up to the empty line.
-                        while !self.raw_line()?.is_empty() {}
-                        self.finished();
-                        return Ok(0);
-                    }
-                    self.framing = Framing::Chunked(Some(size));
-                }
-                Framing::Chunked(Some(n)) => {
-                    let want = (n.min(buf.len() as u64)) as usize;
-                    let k = self.raw_read(&mut buf[..want])?;
-                    if k == 0 {
-                        self.conn = None;
-                        return Err(io::ErrorKind::UnexpectedEof.into());
-                    }
-                    if n == k as u64 {
-                        let crlf = self.raw_line()?;
-                        if !crlf.is_empty() {
-                            return Err(io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                "chunk not followed by CRLF",
-                            ));
-                        }
-                        self.framing = Framing::Chunked(None);
-                    } else {
-                        self.framing = Framing::Chunked(Some(n - k as u64));
-                    }
-                    return Ok(k);
-                }
+                Ok(k)
+            }
+            Err(e) => {
+                // Where the next answer would start is unknown: never reuse.
+                self.src.conn = None;
+                Err(e)
             }
         }
     }
@@ -389,10 +296,10 @@ impl RawClient {
             if let Some(i) = find_head_end(&buf) {
                 break i;
             }
-            if buf.len() > 64 << 10 {
+            if buf.len() > MAX_HEAD {
                 return Err(Attempt::Failed(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "response head larger than 64 KiB",
+                    format!("response head larger than {} KiB", MAX_HEAD >> 10),
                 )));
             }
             let n = match conn.read(&mut chunk) {
@@ -414,77 +321,33 @@ impl RawClient {
             }
             buf.extend_from_slice(&chunk[..n]);
         };
-        let bad = |what: &str| {
-            Attempt::Failed(io::Error::new(io::ErrorKind::InvalidData, what.to_string()))
-        };
-        let text =
-            std::str::from_utf8(&buf[..end]).map_err(|_| bad("response head is not UTF-8"))?;
-        let mut lines = text.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .filter(|_| version.starts_with("HTTP/1."))
-            .ok_or_else(|| bad(&format!("bad status line {status_line:?}")))?;
-        let mut headers = Vec::new();
-        for l in lines {
-            if l.is_empty() {
-                continue;
-            }
-            let (k, v) = l
-                .split_once(':')
-                .ok_or_else(|| bad(&format!("bad header line {l:?}")))?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        let get = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        let close = get("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
-            || version == "HTTP/1.0";
-        let no_body =
-            method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
-        let (framing, reusable) = if no_body {
-            (Framing::Length(0), !close)
-        } else if get("Transfer-Encoding")
-            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        {
-            (Framing::Chunked(None), !close)
-        } else if let Some(cl) = get("Content-Length") {
-            let n = cl
-                .parse::<u64>()
-                .map_err(|_| bad(&format!("bad Content-Length {cl:?}")))?;
-            (Framing::Length(n), !close)
-        } else {
-            // Delimited by the close: read to the end, never reuse.
-            (Framing::Eof, false)
-        };
+        let bad = |what: String| Attempt::Failed(io::Error::new(io::ErrorKind::InvalidData, what));
+        let head = parse_head(&buf[..end]).map_err(bad)?;
+        let (framing, reusable) = framing(method, &head).map_err(bad)?;
         let mut body = RawBody {
-            conn: Some(conn),
-            pre: buf[end + 4..].to_vec(),
-            pre_pos: 0,
-            framing,
+            src: Src {
+                conn: Some(conn),
+                pre: buf[end + 4..].to_vec(),
+                pre_pos: 0,
+            },
+            de: Deframer { framing },
             reusable,
             key: key.to_string(),
             idle: self.idle.clone(),
         };
-        if matches!(body.framing, Framing::Length(0)) {
+        if body.de.framing == Framing::Length(0) {
+            body.de.framing = Framing::Done;
             body.finished();
         }
+        let Head {
+            status, headers, ..
+        } = head;
         Ok(RawResponse {
             status,
             headers,
             body,
         })
     }
-}
-
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
 /// [`crate::http::get_stream`] for an answer of this client: the same length and range checks.

@@ -378,13 +378,46 @@ fn unsupported<S: ObjectStore + ?Sized>(store: &S, path: &ObjectPath, what: &str
     )
 }
 
+/// The most entries [`list_all`] collects: above the largest large object any backend
+/// allows (the local store's 1,000,000 segments), so only a lying or runaway listing hits it.
+pub const LIST_ALL_MAX: usize = 1_000_000;
+
 /// Every entry under `prefix`, following pages.
+///
+/// The listing comes from the network, so it is held to what a server must do: names
+/// strictly ascending across pages (each page starts after its marker), and at most
+/// [`LIST_ALL_MAX`] entries. A server that repeats a page or never stops is refused
+/// with [`ErrorKind::Permanent`] instead of being followed forever.
 pub fn list_all(store: &dyn ObjectStore, container: &str, prefix: &str) -> Result<Vec<ListEntry>> {
     let mut out: Vec<ListEntry> = Vec::new();
     loop {
         let marker = out.last().map(|e| e.name.clone());
         let page = store.list(container, prefix, marker.as_deref(), 1000)?;
         let got = page.entries.len();
+        let mut last = marker.as_deref();
+        for e in &page.entries {
+            if last.is_some_and(|l| e.name.as_str() <= l) {
+                return Err(Error::new(
+                    ErrorKind::Permanent,
+                    "list",
+                    format!("{container}/{prefix}"),
+                    format!(
+                        "listing out of order: {:?} after {:?} (a server must list names ascending after the marker)",
+                        e.name,
+                        last.unwrap_or_default()
+                    ),
+                ));
+            }
+            last = Some(e.name.as_str());
+        }
+        if out.len() + got > LIST_ALL_MAX {
+            return Err(Error::new(
+                ErrorKind::Permanent,
+                "list",
+                format!("{container}/{prefix}"),
+                format!("listing has more than {LIST_ALL_MAX} entries"),
+            ));
+        }
         out.extend(page.entries);
         if !page.truncated || got == 0 {
             return Ok(out);

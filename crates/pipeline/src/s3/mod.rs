@@ -4,14 +4,15 @@
 //! server checks every part and object.
 
 mod sigv4;
+pub mod xml;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::normalize_etag;
 use crate::http::{agent, encode, get_stream, map_err, read_body, HttpConfig};
 use crate::retry::RetryPolicy;
 use crate::store::{
-    Body, Capabilities, GetStream, ListEntry, ListPage, Manifest, ObjectInfo, ObjectPath,
-    ObjectStore, PartInfo, PutOptions, PutResult,
+    Body, Capabilities, GetStream, ListPage, Manifest, ObjectInfo, ObjectPath, ObjectStore,
+    PartInfo, PutOptions, PutResult,
 };
 use base64::Engine;
 use std::ops::Range;
@@ -253,29 +254,6 @@ impl S3Store {
     }
 }
 
-fn parse_xml<'a>(text: &'a str, op: &str, target: &str) -> Result<roxmltree::Document<'a>> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| {
-        Error::new(ErrorKind::Permanent, op, target, "bad XML in the answer").with_source(e)
-    })?;
-    if doc.root_element().tag_name().name() == "Error" {
-        let code = child_text(doc.root_element(), "Code").unwrap_or_default();
-        let kind = if code == "InternalError" || code == "SlowDown" {
-            ErrorKind::Transient
-        } else {
-            ErrorKind::Permanent
-        };
-        return Err(Error::new(kind, op, target, format!("server error {code}")));
-    }
-    Ok(doc)
-}
-
-fn child_text(n: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
-    n.children()
-        .find(|c| c.tag_name().name() == name)
-        .and_then(|c| c.text())
-        .map(str::to_string)
-}
-
 fn b64_md5(hex_md5: &str) -> Option<String> {
     let bin = hex::decode(normalize_etag(hex_md5)).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bin))
@@ -431,23 +409,7 @@ impl ObjectStore for S3Store {
         }
         let target = self.target(container, None);
         let text = self.send_read(req)?;
-        let doc = parse_xml(&text, "list", &target)?;
-        let root = doc.root_element();
-        let entries = root
-            .children()
-            .filter(|n| n.tag_name().name() == "Contents")
-            .filter_map(|n| {
-                Some(ListEntry {
-                    name: child_text(n, "Key")?,
-                    size: child_text(n, "Size")?.parse().ok()?,
-                    etag: normalize_etag(&child_text(n, "ETag").unwrap_or_default()),
-                })
-            })
-            .collect();
-        Ok(ListPage {
-            entries,
-            truncated: child_text(root, "IsTruncated").as_deref() == Some("true"),
-        })
+        xml::list_page(&text, &target)
     }
 
     fn delete(&self, path: &ObjectPath) -> Result<()> {
@@ -462,15 +424,7 @@ impl ObjectStore for S3Store {
         req.query.push(("uploads".into(), String::new()));
         let target = self.url(path);
         let text = self.send_read(req)?;
-        let doc = parse_xml(&text, "begin multipart", &target)?;
-        child_text(doc.root_element(), "UploadId").ok_or_else(|| {
-            Error::new(
-                ErrorKind::Permanent,
-                "begin multipart",
-                &target,
-                "no UploadId",
-            )
-        })
+        xml::upload_id(&text, &target)
     }
 
     fn multipart_find(&self, path: &ObjectPath) -> Result<Option<String>> {
@@ -479,14 +433,7 @@ impl ObjectStore for S3Store {
         req.query.push(("prefix".into(), path.name.clone()));
         let target = self.url(path);
         let text = self.send_read(req)?;
-        let doc = parse_xml(&text, "find multipart", &target)?;
-        Ok(doc
-            .root_element()
-            .children()
-            .filter(|n| n.tag_name().name() == "Upload")
-            .filter(|n| child_text(*n, "Key").as_deref() == Some(path.name.as_str()))
-            .filter_map(|n| child_text(n, "UploadId"))
-            .next_back())
+        xml::upload_of(&text, &path.name, &target)
     }
 
     fn multipart_put_part(
@@ -524,23 +471,29 @@ impl ObjectStore for S3Store {
     }
 
     fn multipart_list_parts(&self, path: &ObjectPath, upload_id: &str) -> Result<Vec<PartInfo>> {
-        let mut req = self.req("list parts", "GET", &path.container, Some(&path.name));
-        req.query.push(("uploadId".into(), upload_id.into()));
         let target = self.url(path);
-        let text = self.send_read(req)?;
-        let doc = parse_xml(&text, "list parts", &target)?;
-        Ok(doc
-            .root_element()
-            .children()
-            .filter(|n| n.tag_name().name() == "Part")
-            .filter_map(|n| {
-                Some(PartInfo {
-                    number: child_text(n, "PartNumber")?.parse().ok()?,
-                    etag: normalize_etag(&child_text(n, "ETag")?),
-                    size: child_text(n, "Size")?.parse().ok()?,
-                })
-            })
-            .collect())
+        let mut parts = Vec::new();
+        let mut marker: Option<u32> = None;
+        // Each page must move past the last one; with 1..=10,000 parts that bounds the loop.
+        loop {
+            let mut req = self.req("list parts", "GET", &path.container, Some(&path.name));
+            req.query.push(("uploadId".into(), upload_id.into()));
+            if let Some(m) = marker {
+                req.query.push(("part-number-marker".into(), m.to_string()));
+            }
+            let text = self.send_read(req)?;
+            let (page, next) = xml::parts_page(&text, &target)?;
+            parts.extend(page);
+            match next {
+                Some(n) if marker.is_none_or(|m| n > m) && n < xml::MAX_PART_NUMBER => {
+                    marker = Some(n)
+                }
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.number);
+        parts.dedup_by_key(|p| p.number);
+        Ok(parts)
     }
 
     fn multipart_complete(
@@ -571,11 +524,7 @@ impl ObjectStore for S3Store {
         req.payload_sha256 = Some(sha);
         let target = self.url(path);
         let text = self.send_read(req)?;
-        // A 200 can still carry an <Error> body.
-        let doc = parse_xml(&text, "complete multipart", &target)?;
-        Ok(normalize_etag(
-            &child_text(doc.root_element(), "ETag").unwrap_or_default(),
-        ))
+        xml::complete_etag(&text, &target)
     }
 
     fn multipart_abort(&self, path: &ObjectPath, upload_id: &str) -> Result<()> {

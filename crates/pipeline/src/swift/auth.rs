@@ -205,6 +205,29 @@ impl SwiftAuth {
     }
 }
 
+/// The public object-store endpoint (in `region` when given) of a Keystone v3 token
+/// document, as `POST /v3/auth/tokens` answers it; `Ok(None)` when the catalog has none.
+/// The document is a stranger's (fuzzed: `fuzz/fuzz_targets/keystone_catalog.rs`).
+pub fn catalog_endpoint(
+    body: &[u8],
+    region: Option<&str>,
+) -> std::result::Result<Option<String>, serde_json::Error> {
+    let json: serde_json::Value = serde_json::from_slice(body)?;
+    Ok(json["token"]["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "object-store")
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .find(|e| {
+            e["interface"] == "public"
+                && region.is_none_or(|r| e["region"] == r || e["region_id"] == r)
+        })
+        .and_then(|e| e["url"].as_str())
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .map(str::to_string))
+}
+
 /// `POST /v3/auth/tokens` with `body`; returns the public object-store endpoint of the
 /// token's catalog (in `region` when given) and the token.
 fn keystone_login(
@@ -225,25 +248,10 @@ fn keystone_login(
         .send_string(&body.to_string())
         .map_err(|e| map_err("keystone auth", &url, e))?;
     let token = resp.header("X-Subject-Token").map(str::to_string);
-    let json: serde_json::Value = serde_json::from_slice(&crate::http::read_body(
-        resp,
-        8 << 20,
-        "keystone auth",
-        &url,
-    )?)
-    .map_err(|e| Error::new(ErrorKind::Auth, "keystone auth", &url, "bad JSON").with_source(e))?;
-    let endpoint = json["token"]["catalog"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["type"] == "object-store")
-        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
-        .find(|e| {
-            e["interface"] == "public"
-                && region.is_none_or(|r| e["region"] == r || e["region_id"] == r)
-        })
-        .and_then(|e| e["url"].as_str())
-        .map(str::to_string);
+    let body = crate::http::read_body(resp, 8 << 20, "keystone auth", &url)?;
+    let endpoint = catalog_endpoint(&body, region).map_err(|e| {
+        Error::new(ErrorKind::Auth, "keystone auth", &url, "bad JSON").with_source(e)
+    })?;
     endpoint.zip(token).ok_or_else(|| {
         Error::new(
             ErrorKind::Auth,

@@ -6,7 +6,7 @@
 
 mod auth;
 
-pub use auth::SwiftAuth;
+pub use auth::{catalog_endpoint, SwiftAuth};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{normalize_etag, Md5Reader};

@@ -4,7 +4,7 @@
 
 use super::plan::Existing;
 use super::verify;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::{ObjectPath, ObjectStore, PartInfo, SegmentRef};
 
 /// The upload id to send parts to: with `resume`, an unfinished upload of `dest` and its
@@ -23,7 +23,10 @@ pub(super) fn begin(
     let id = match found {
         Some(id) => {
             for p in store.multipart_list_parts(dest, &id)? {
-                existing.insert(u64::from(p.number) - 1, (p.size, p.etag));
+                // Part numbers are 1-based; a 0 from a confused server is not a part.
+                if let Some(at) = u64::from(p.number).checked_sub(1) {
+                    existing.insert(at, (p.size, p.etag));
+                }
             }
             id
         }
@@ -54,11 +57,25 @@ pub(super) fn commit(
 }
 
 /// Aborts every unfinished upload of `dest`; returns how many.
+///
+/// The ids come from the server: one that is still listed after its abort would keep
+/// this loop going forever, so a repeated id is an error, and so are more than 1,000.
 pub(super) fn abort_all(store: &dyn ObjectStore, dest: &ObjectPath) -> Result<u64> {
-    let mut n = 0;
+    let mut aborted = std::collections::HashSet::new();
     while let Some(id) = store.multipart_find(dest)? {
+        if aborted.contains(&id) || aborted.len() >= 1000 {
+            return Err(Error::new(
+                ErrorKind::Permanent,
+                "abort multipart",
+                store.url(dest),
+                format!(
+                    "the server still lists upload {id} after {} abort(s)",
+                    aborted.len()
+                ),
+            ));
+        }
         store.multipart_abort(dest, &id)?;
-        n += 1;
+        aborted.insert(id);
     }
-    Ok(n)
+    Ok(aborted.len() as u64)
 }
