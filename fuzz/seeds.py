@@ -250,6 +250,44 @@ def main():
     }
     for name, t in tasks.items():
         write(corpus, "task_input", name, json.dumps(t).encode())
+    # HTTP answers as a Swift or S3 server sends them.
+    http = {
+        "length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nEtag: abc\r\n\r\nhello",
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: v\r\n\r\n",
+        "close": b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nuntil the end",
+        "nobody": b"HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+        "short": b"HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n\r\nab",
+    }
+    for name, d in http.items():
+        write(corpus, "http_response", name, d)
+    # Keystone token documents.
+    ep = lambda i, u, r="RegionOne": {"interface": i, "url": u, "region": r, "region_id": r}
+    token = {"token": {"catalog": [
+        {"type": "identity", "endpoints": [ep("public", "http://127.0.0.1:5000/v3")]},
+        {"type": "object-store", "endpoints": [
+            ep("internal", "http://10.0.0.1:8080/v1/AUTH_p"),
+            ep("public", "http://127.0.0.1:8080/v1/AUTH_p", "RegionTwo"),
+            ep("public", "https://swift.example/v1/AUTH_p")]}]}}
+    write(corpus, "keystone_catalog", "token", json.dumps(token).encode())
+    write(corpus, "keystone_catalog", "empty", b'{"token": {"catalog": []}}')
+    # S3 answers.
+    s3 = {
+        "list": "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>a/b</Key>"
+                "<Size>5</Size><ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag></Contents>"
+                "</ListBucketResult>",
+        "initiate": "<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key>"
+                    "<UploadId>id-1</UploadId></InitiateMultipartUploadResult>",
+        "uploads": "<ListMultipartUploadsResult><Upload><Key>k</Key><UploadId>u1</UploadId></Upload>"
+                   "<Upload><Key>k2</Key><UploadId>u2</UploadId></Upload></ListMultipartUploadsResult>",
+        "parts": "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>1"
+                 "</NextPartNumberMarker><Part><PartNumber>1</PartNumber><ETag>\"AB\"</ETag>"
+                 "<Size>5242880</Size></Part></ListPartsResult>",
+        "complete": "<CompleteMultipartUploadResult><ETag>\"x-2\"</ETag></CompleteMultipartUploadResult>",
+        "error": "<Error><Code>SlowDown</Code><Message>m</Message></Error>",
+    }
+    for name, d in s3.items():
+        write(corpus, "s3_xml", name, ('<?xml version="1.0" encoding="UTF-8"?>' + d).encode())
 
 
 if __name__ == "__main__":

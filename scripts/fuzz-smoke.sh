@@ -112,7 +112,9 @@ dict_for() {
     case "$1" in
     vhd_*) echo "$root/fuzz/dict/vhd.dict" ;;
     tar_* | ova_* | gzip_*) echo "$root/fuzz/dict/tar.dict" ;;
-    swift_* | slo_* | task_*) echo "$root/fuzz/dict/json.dict" ;;
+    swift_* | slo_* | task_* | keystone_*) echo "$root/fuzz/dict/json.dict" ;;
+    http_*) echo "$root/fuzz/dict/http.dict" ;;
+    s3_*) echo "$root/fuzz/dict/xml.dict" ;;
     esac
 }
 

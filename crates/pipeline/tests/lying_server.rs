@@ -4,7 +4,7 @@
 
 use cloudimg_pipeline::download::{download, DownloadOptions};
 use cloudimg_pipeline::swift::{SwiftAuth, SwiftStore};
-use cloudimg_pipeline::{list_all, ErrorKind, ObjectPath, ObjectStore, RetryPolicy};
+use cloudimg_pipeline::{list_all, ErrorKind, ObjectPath, RetryPolicy};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -80,8 +80,7 @@ pub fn upload_of(text: &str, key: &str, target: &str) -> Result<Option<String>> 
         .filter(|n| n.tag_name().name() == "Upload")
         .filter(|n| child_text(*n, "Key").as_deref() == Some(key))
         .filter_map(|n| child_text(n, "UploadId"))
-        .filter(|id| !id.is_empty())
-        .next_back())
+        .rfind(|id| !id.is_empty()))
 }
 
 /// One page of `ListPartsResult`: the parts, and the marker of the next page when the
