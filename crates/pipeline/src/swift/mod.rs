@@ -20,7 +20,7 @@ use crate::store::{
     ObjectStore, PutOptions, PutResult, SegmentRef,
 };
 use std::ops::Range;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 /// Largest single Swift object by default (5 GiB + 2).
 pub const MAX_OBJECT_SIZE: u64 = 5_368_709_122;
@@ -32,6 +32,8 @@ pub struct SwiftStore {
     /// Object PUT/GET on plain-http storage URLs (see [`crate::rawhttp`]).
     raw: Option<RawClient>,
     session: RwLock<Option<(String, String)>>,
+    /// Held while logging in, so concurrent callers wait for one login.
+    login_lock: Mutex<()>,
     retry: RetryPolicy,
 }
 
@@ -61,6 +63,7 @@ impl SwiftStore {
             agent: agent(&http),
             raw: raw_enabled().then(|| RawClient::new(&http)),
             session: RwLock::new(preset),
+            login_lock: Mutex::new(()),
             retry,
         }
     }
@@ -82,7 +85,15 @@ impl SwiftStore {
     }
 
     /// The storage URL and token, logging in if needed.
+    ///
+    /// One login at a time: when a token expires under many parallel transfers, the first
+    /// to see the 401 logs in and the others wait for its token instead of each asking
+    /// the identity service for one.
     pub fn session(&self) -> Result<(String, String)> {
+        if let Some(s) = self.session.read().ok().and_then(|g| g.clone()) {
+            return Ok(s);
+        }
+        let _one = self.login_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = self.session.read().ok().and_then(|g| g.clone()) {
             return Ok(s);
         }

@@ -1,6 +1,8 @@
 //! The integration suite every backend runs, plus small helpers for the tests.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use cloudimg_pipeline::download::{download, download_to_file, Digests, DownloadOptions};
 use cloudimg_pipeline::upload::{abort, upload, LargeKind, SegmentNaming, Source, UploadOptions};
 use cloudimg_pipeline::{list_all, ErrorKind, ObjectPath, ObjectStore, PutOptions};
