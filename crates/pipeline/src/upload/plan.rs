@@ -254,12 +254,71 @@ pub(super) fn pick_kind(
             format!("this backend cannot write {} objects", kind_name(want)),
         ));
     }
+    // Refused before a byte is read, not after buffering the most a single PUT may hold.
+    if let Some(s) = size.filter(|s| want == LargeKind::Single && *s > caps.max_object_size) {
+        return Err(Error::usage(
+            "upload",
+            format!(
+                "{s} bytes is more than the largest single object this backend takes ({} bytes): upload it as a large object",
+                caps.max_object_size
+            ),
+        ));
+    }
     Ok(want)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn swift_caps() -> Capabilities {
+        Capabilities {
+            dlo: true,
+            slo: true,
+            multipart: false,
+            max_object_size: 5 * GIB,
+            max_segments: 1000,
+            min_part_size: 0,
+        }
+    }
+
+    #[test]
+    fn swifts_5_gib_and_1000_segment_limits() {
+        let caps = swift_caps();
+        let seg = 100 << 20;
+        // Over 5 GiB is never one object, and is refused before anything is read.
+        let e = pick_kind(LargeKind::Single, &caps, Some(5 * GIB + 1), seg).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+        assert_eq!(
+            pick_kind(LargeKind::Single, &caps, Some(5 * GIB), 5 * GIB).unwrap(),
+            LargeKind::Single
+        );
+        // Auto: an SLO up to 1,000 segments, a DLO beyond.
+        assert_eq!(
+            pick_kind(LargeKind::Auto, &caps, Some(1000 * seg), seg).unwrap(),
+            LargeKind::Slo
+        );
+        assert_eq!(
+            pick_kind(LargeKind::Auto, &caps, Some(1000 * seg + 1), seg).unwrap(),
+            LargeKind::Dlo
+        );
+        // An SLO asked for explicitly past 1,000 segments: refused up front when the
+        // size is known, at the 1,001st segment when it is not.
+        let dest = ObjectPath::new("c", "img.vhd");
+        let o = UploadOptions {
+            segment_size: seg,
+            ..Default::default()
+        };
+        let e = Plan::new(&dest, &o, &caps, LargeKind::Slo, Some(1000 * seg + 1))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("exceed the limit of 1000"), "{e}");
+        let p = Plan::new(&dest, &o, &caps, LargeKind::Slo, None).unwrap();
+        assert!(p.check_count(1000).is_ok());
+        assert_eq!(p.check_count(1001).unwrap_err().kind(), ErrorKind::Usage);
+    }
 
     #[test]
     fn layouts() {
