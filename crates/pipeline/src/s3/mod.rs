@@ -75,6 +75,7 @@ pub struct S3Store {
     cfg: S3Config,
     agent: ureq::Agent,
     host: String,
+    signer: sigv4::Signer,
     retry: RetryPolicy,
 }
 
@@ -117,6 +118,7 @@ impl S3Store {
         S3Store {
             agent: agent(&http),
             host,
+            signer: sigv4::Signer::new(&cfg.access_key, &cfg.secret_key, &cfg.region),
             cfg,
             retry,
         }
@@ -178,31 +180,27 @@ impl S3Store {
             (None, None) => sigv4::EMPTY_SHA256.to_string(),
         };
         policy.run(|_| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let date = sigv4::amz_date(now);
             let mut headers = r.headers.clone();
             headers.push(("host".into(), self.host.clone()));
-            headers.push(("x-amz-date".into(), date.clone()));
-            headers.push(("x-amz-content-sha256".into(), payload.clone()));
-            let auth = sigv4::authorization(
-                &self.cfg.access_key,
-                &self.cfg.secret_key,
-                &self.cfg.region,
-                r.method,
-                &uri,
-                &query,
-                &headers,
-                &payload,
-                &date,
-            );
-            let mut req = self
-                .agent
-                .request(r.method, &url)
-                .set("Authorization", &auth);
-            for (k, v) in &headers {
+            let signed = self
+                .signer
+                .sign(
+                    r.method,
+                    &url,
+                    &headers,
+                    &payload,
+                    std::time::SystemTime::now(),
+                )
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Usage,
+                        r.op,
+                        &target,
+                        format!("cannot sign the request: {e}"),
+                    )
+                })?;
+            let mut req = self.agent.request(r.method, &url);
+            for (k, v) in headers.iter().chain(&signed) {
                 if k != "host" {
                     req = req.set(k, v);
                 }
