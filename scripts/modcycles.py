@@ -4,12 +4,15 @@ imports another that, directly or round a ring, imports it back.
 
 Reads every crates/*/src/**/*.rs, resolves `use crate::...`, `use super::...`,
 `use self::...`, uses of child modules, and `crate::x::y` / `super::x` paths in
-code, to the file that defines the item named. A `pub use` is a facade, not a
-dependency: a path through it is followed to the file that defines the item,
-and the re-export itself counts only when its own file uses the name.
-Comments and string literals are ignored. No dependencies beyond python3.
+code (test modules included) to the file that names the item: the module file
+where the path stops, as a reader following the path finds it. So a path
+through a `mod.rs` that re-exports a child's item depends on that `mod.rs`
+(with --follow, re-exports are followed to the defining file instead). A
+`pub use` itself counts only when its own file uses the name; `mod x;` is
+not a use. Comments and string literals are ignored. Python 3, no packages.
 
-Usage: scripts/modcycles.py [-v] [ROOT]    (ROOT: the repository, default ..)
+Usage: scripts/modcycles.py [-v] [--follow] [ROOT]   (ROOT: the repository)
+  -v  print every edge found
 """
 
 import os

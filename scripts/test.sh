@@ -10,6 +10,8 @@ bash scripts/keystone-up.sh
 # PostgreSQL on loopback: every API test runs on it and on SQLite.
 bash scripts/pg-up.sh
 cargo fmt --all -- --check
+# No file imports another that imports it back (issue 14); pure python, instant.
+python3 scripts/modcycles.py
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 # Fuzz smoke: every parser target for a bounded time (about 5 minutes in all).

@@ -25,8 +25,10 @@
 //! # }
 //! ```
 
+mod adopt;
 pub mod auth;
 pub mod clock;
+mod counters;
 pub mod db;
 pub mod domain;
 pub mod error;

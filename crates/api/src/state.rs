@@ -68,7 +68,7 @@ pub struct AppState {
     /// instead of at their next poll.
     pub task_created: tokio::sync::Notify,
     /// Counters for `GET /metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::counters::Metrics>,
 }
 
 impl AppState {

@@ -170,7 +170,7 @@ pub async fn run_once(
     }
     if task.status == TaskStatus::Success && row.task_type == "import" {
         if let Some(id) = task.result.as_ref().and_then(|r| r["image_id"].as_str()) {
-            if let Err(e) = crate::server::adopt_one(st, id).await {
+            if let Err(e) = crate::adopt::adopt_one(st, id).await {
                 tracing::warn!(task = %row.id, error = %e, "import: could not register the image; the task stays processing and is retried");
                 return Ok(true);
             }

@@ -4,7 +4,7 @@
 //! cached for a short time (never past the token's expiry) so a busy API does not ask
 //! Keystone on every request.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use serde_json::{json, Value};
 use std::collections::HashMap;

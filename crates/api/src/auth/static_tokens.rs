@@ -1,7 +1,7 @@
 //! Static tokens for the embedded default: a JSON file
 //! `{"TOKEN": {"project_id": "...", "roles": ["..."]}, ...}` read once at start.
 
-use super::Caller;
+use super::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use serde::Deserialize;
 use std::collections::HashMap;
