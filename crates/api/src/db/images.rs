@@ -2,40 +2,141 @@
 //! one [`Image`]. Every change is fenced on the row's `version` (an UPDATE that names the
 //! version it read), so two writers never lose each other's change silently.
 
-use super::{bind_args, placeholders, Db, Engine};
+use super::sqlite_reads::to_sqlx;
+use super::{bind_args, bind_pg, placeholders, Db, Engine, Reads};
 use crate::domain::image::{status, Image};
 use crate::domain::list::{Arg, Dir, Filter, ListQuery, SortKey, VisFilter};
-use sqlx::any::AnyRow;
+use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protected, i.os_hidden, \
      i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, \
      i.os_hash_value, i.min_disk, i.min_ram, i.created_at, i.updated_at, i.version";
 
-fn from_row(r: &AnyRow) -> Result<Image, sqlx::Error> {
+/// The columns of a row by position, for each engine's hot-read row type (see
+/// [`super::Reads`]): rusqlite's and the native PostgreSQL driver's.
+trait Cols {
+    fn text(&self, i: usize) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
+    /// A JSON text column parsed as `T`; None for NULL.
+    fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<Option<T>, sqlx::Error>;
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+impl Cols for PgRow {
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(i)
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<Option<T>, sqlx::Error> {
+        self.try_get::<Option<&str>, _>(i)?
+            .map(decode_json)
+            .transpose()
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.get(i).map_err(to_sqlx)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        self.get(i).map_err(to_sqlx)
+    }
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.get(i).map_err(to_sqlx)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.get(i).map_err(to_sqlx)
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<Option<T>, sqlx::Error> {
+        let v = self.get_ref(i).map_err(to_sqlx)?;
+        v.as_str_or_null()
+            .map_err(|e| {
+                to_sqlx(rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    v.data_type(),
+                    Box::new(e),
+                ))
+            })?
+            .map(decode_json)
+            .transpose()
+    }
+}
+
+/// An image row selected as [`COLUMNS`] followed by [`extras`] (properties and tags).
+fn from_row(r: &impl Cols) -> Result<Image, sqlx::Error> {
+    let mut tags: Vec<String> = r.json(20)?.unwrap_or_default();
+    tags.sort();
     Ok(Image {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        owner: r.try_get("owner")?,
-        status: r.try_get("status")?,
-        visibility: r.try_get("visibility")?,
-        protected: r.try_get::<i64, _>("protected")? != 0,
-        os_hidden: r.try_get::<i64, _>("os_hidden")? != 0,
-        disk_format: r.try_get("disk_format")?,
-        container_format: r.try_get("container_format")?,
-        size: r.try_get("size")?,
-        virtual_size: r.try_get("virtual_size")?,
-        checksum: r.try_get("checksum")?,
-        os_hash_algo: r.try_get("os_hash_algo")?,
-        os_hash_value: r.try_get("os_hash_value")?,
-        min_disk: r.try_get("min_disk")?,
-        min_ram: r.try_get("min_ram")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        version: r.try_get("version")?,
-        properties: Default::default(),
-        tags: Vec::new(),
+        id: r.text(0)?,
+        name: r.opt_text(1)?,
+        owner: r.text(2)?,
+        status: r.text(3)?,
+        visibility: r.text(4)?,
+        protected: r.int(5)? != 0,
+        os_hidden: r.int(6)? != 0,
+        disk_format: r.opt_text(7)?,
+        container_format: r.opt_text(8)?,
+        size: r.opt_int(9)?,
+        virtual_size: r.opt_int(10)?,
+        checksum: r.opt_text(11)?,
+        os_hash_algo: r.opt_text(12)?,
+        os_hash_value: r.opt_text(13)?,
+        min_disk: r.int(14)?,
+        min_ram: r.int(15)?,
+        created_at: r.text(16)?,
+        updated_at: r.text(17)?,
+        version: r.int(18)?,
+        properties: r.json(19)?.unwrap_or_default(),
+        tags,
     })
+}
+
+/// Column of `get_as`'s membership status, after [`from_row`]'s.
+const MEMBER_STATUS: usize = 21;
+
+/// Runs a SELECT of image rows (`$N` placeholders bound from `args`) on a SQLite read
+/// connection.
+fn sqlite_images(
+    c: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg],
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<(), sqlx::Error>,
+) -> Result<(), sqlx::Error> {
+    let mut st = c.prepare_cached(sql).map_err(to_sqlx)?;
+    let mut name = String::new();
+    for (n, a) in args.iter().enumerate() {
+        name.clear();
+        name.push('$');
+        name.push_str(&(n + 1).to_string());
+        // A value the statement does not name (the project of a `public` filter) is
+        // not bound: SQLite numbers its `$N` parameters by first appearance.
+        if let Some(i) = st.parameter_index(&name).map_err(to_sqlx)? {
+            match a {
+                Arg::Text(s) => st.raw_bind_parameter(i, s.as_str()),
+                Arg::Int(v) => st.raw_bind_parameter(i, v),
+            }
+            .map_err(to_sqlx)?;
+        }
+    }
+    let mut rows = st.raw_query();
+    while let Some(r) = rows.next().map_err(to_sqlx)? {
+        each(r)?;
+    }
+    Ok(())
 }
 
 /// Binds the core columns in the order both `insert` and `update` name them: name, owner,
@@ -107,14 +208,27 @@ async fn write_extras(
 
 /// The image `id` with its properties and tags.
 pub async fn get(db: &Db, id: &str) -> Result<Option<Image>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS}, {} FROM images i WHERE i.id = $1",
         extras(db)
-    ))
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
-    row.as_ref().map(from_row_with_extras).transpose()
+    );
+    match db.reads() {
+        Reads::Sqlite(reads) => {
+            let args = [Arg::Text(id.to_string())];
+            reads.read(|c| {
+                let mut out = None;
+                sqlite_images(c, &sql, &args, |r| {
+                    out = Some(from_row(r)?);
+                    Ok(())
+                })?;
+                Ok(out)
+            })
+        }
+        Reads::Postgres(pg) => {
+            let row = sqlx::query(&sql).bind(id).fetch_optional(pg).await?;
+            row.as_ref().map(from_row).transpose()
+        }
+    }
 }
 
 /// The image `id` with its properties and tags, and the membership status of `project`
@@ -125,19 +239,35 @@ pub async fn get_as(
     id: &str,
     project: &str,
 ) -> Result<Option<(Image, Option<String>)>, sqlx::Error> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "SELECT {COLUMNS}, {}, (SELECT m.status FROM image_members m \
          WHERE m.image_id = i.id AND m.member = $2) AS member_status \
          FROM images i WHERE i.id = $1",
         extras(db)
-    ))
-    .bind(id)
-    .bind(project)
-    .fetch_optional(db.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let status: Option<String> = row.try_get("member_status")?;
-    Ok(Some((from_row_with_extras(&row)?, status)))
+    );
+    match db.reads() {
+        Reads::Sqlite(reads) => {
+            let args = [Arg::Text(id.to_string()), Arg::Text(project.to_string())];
+            reads.read(|c| {
+                let mut out = None;
+                sqlite_images(c, &sql, &args, |r| {
+                    out = Some((from_row(r)?, r.opt_text(MEMBER_STATUS)?));
+                    Ok(())
+                })?;
+                Ok(out)
+            })
+        }
+        Reads::Postgres(pg) => {
+            let row = sqlx::query(&sql)
+                .bind(id)
+                .bind(project)
+                .fetch_optional(pg)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let status = row.opt_text(MEMBER_STATUS)?;
+            Ok(Some((from_row(&row)?, status)))
+        }
+    }
 }
 
 /// The properties (a JSON object) and tags (a JSON array) of `i`, aggregated in the same
@@ -160,20 +290,6 @@ fn extras(db: &Db) -> &'static str {
              WHERE t.image_id = i.id)::text AS tags_json"
         }
     }
-}
-
-/// An image row read with [`extras`].
-fn from_row_with_extras(r: &AnyRow) -> Result<Image, sqlx::Error> {
-    let mut img = from_row(r)?;
-    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-    if let Some(p) = r.try_get::<Option<String>, _>("props_json")? {
-        img.properties = serde_json::from_str(&p).map_err(decode)?;
-    }
-    if let Some(t) = r.try_get::<Option<String>, _>("tags_json")? {
-        img.tags = serde_json::from_str(&t).map_err(decode)?;
-        img.tags.sort();
-    }
-    Ok(img)
 }
 
 /// Writes `img` (columns, properties, tags) if the stored row is still at `img.version`;
@@ -523,6 +639,7 @@ pub async fn list(
         .iter()
         .map(|(k, d)| format!("{} {}", k.expr, if *d == Dir::Asc { "ASC" } else { "DESC" }))
         .collect();
+    let q_limit = q.limit;
     let limit = push(Arg::Int(q.limit as i64), &mut args);
     let sql = format!(
         "SELECT {COLUMNS}, {} FROM images i WHERE {} ORDER BY {} LIMIT {limit}",
@@ -530,10 +647,20 @@ pub async fn list(
         wh.join(" AND "),
         order.join(", ")
     );
-    let rows = bind_args(sqlx::query(&sql), &args)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter().map(from_row_with_extras).collect()
+    match db.reads() {
+        Reads::Sqlite(reads) => reads.read(|c| {
+            let mut out = Vec::with_capacity(q_limit);
+            sqlite_images(c, &sql, &args, |r| {
+                out.push(from_row(r)?);
+                Ok(())
+            })?;
+            Ok(out)
+        }),
+        Reads::Postgres(pg) => {
+            let rows = bind_pg(sqlx::query(&sql), &args).fetch_all(pg).await?;
+            rows.iter().map(from_row).collect()
+        }
+    }
 }
 
 /// Number of images (for metrics and tests).

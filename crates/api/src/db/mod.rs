@@ -10,13 +10,16 @@ pub mod credentials;
 pub mod images;
 pub mod locations;
 pub mod members;
+mod sqlite_reads;
 pub mod tags;
 pub mod tasks;
 
 use crate::domain::list::Arg;
 use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::postgres::{PgArguments, PgPoolOptions};
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, PgPool, Postgres};
+use std::sync::Arc;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -36,6 +39,18 @@ pub enum Engine {
 pub struct Db {
     pool: AnyPool,
     engine: Engine,
+    reads: Reads,
+}
+
+/// The connections of the hot reads (`GET /v2/images/{id}`, a page of `GET /v2/images`),
+/// apart from the `Any` pool the rest uses: that pool copies every column of every row
+/// into owned values with their type information before the caller sees it.
+#[derive(Clone, Debug)]
+pub(crate) enum Reads {
+    /// rusqlite connections (see [`sqlite_reads`]).
+    Sqlite(Arc<sqlite_reads::Reads>),
+    /// A pool of the native PostgreSQL driver, whose rows are read in place.
+    Postgres(PgPool),
 }
 
 impl Db {
@@ -43,6 +58,7 @@ impl Db {
     /// schema up to date. A SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Db, String> {
         sqlx::any::install_default_drivers();
+        let mut read_path = None;
         let (engine, url) = if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -52,6 +68,9 @@ impl Db {
                     "{url}: an in-memory catalog is lost at exit and not shared between connections; give a file"
                 ));
             }
+            read_path = Some(std::path::PathBuf::from(
+                path.split_once('?').map_or(path, |(p, _)| p),
+            ));
             let sep = if path.contains('?') { '&' } else { '?' };
             (Engine::Sqlite, format!("sqlite://{path}{sep}mode=rwc"))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -82,7 +101,33 @@ impl Db {
             .connect(&url)
             .await
             .map_err(|e| format!("{}: cannot open the catalog: {e}", redact(&url)))?;
-        let db = Db { pool, engine };
+        let reads = match read_path {
+            Some(path) => Reads::Sqlite(Arc::new(sqlite_reads::Reads::new(path))),
+            None => Reads::Postgres(
+                PgPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(5))
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // The list statement's plan does not depend on its values
+                            // (filters are in its text, values are bound): PostgreSQL's
+                            // default re-plans it on every execution, which cost as much
+                            // CPU as running it.
+                            conn.execute("SET plan_cache_mode = force_generic_plan")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(|e| format!("{}: cannot open the catalog: {e}", redact(&url)))?,
+            ),
+        };
+        let db = Db {
+            pool,
+            engine,
+            reads,
+        };
         let migrator = match engine {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
             Engine::Postgres => &POSTGRES_MIGRATIONS,
@@ -106,7 +151,16 @@ impl Db {
 
     /// Closes every connection.
     pub async fn close(&self) {
+        match &self.reads {
+            Reads::Sqlite(r) => r.close(),
+            Reads::Postgres(pg) => pg.close().await,
+        }
         self.pool.close().await
+    }
+
+    /// The hot reads' connections.
+    pub(crate) fn reads(&self) -> &Reads {
+        &self.reads
     }
 }
 
@@ -129,6 +183,20 @@ pub(crate) fn bind_args<'q>(
     mut q: Query<'q, Any, AnyArguments<'q>>,
     args: &'q [Arg],
 ) -> Query<'q, Any, AnyArguments<'q>> {
+    for a in args {
+        q = match a {
+            Arg::Text(s) => q.bind(s.as_str()),
+            Arg::Int(n) => q.bind(*n),
+        };
+    }
+    q
+}
+
+/// Binds `args` in order, on the PostgreSQL pool.
+pub(crate) fn bind_pg<'q>(
+    mut q: Query<'q, Postgres, PgArguments>,
+    args: &'q [Arg],
+) -> Query<'q, Postgres, PgArguments> {
     for a in args {
         q = match a {
             Arg::Text(s) => q.bind(s.as_str()),
