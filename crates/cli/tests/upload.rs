@@ -44,14 +44,24 @@ fn uploads_a_file_as_a_dlo_with_json_summary() {
     assert_eq!(v["kind"], "dlo");
     assert_eq!(v["bytes"], 300_000);
     assert_eq!(v["segments"], 3);
-    assert_eq!(v["checksums"]["sha256"].as_str().unwrap().len(), 64);
+    // By default the whole object's MD5 only (segment MD5s are checked regardless).
+    assert_eq!(v["digests"], serde_json::json!(["md5"]));
+    assert_eq!(v["checksums"]["md5"], oracle("md5sum", &d));
+    assert_eq!(v["checksums"]["sha256"], "");
     // Cloud Images naming beside the manifest.
     let seg1 = dest.parent().unwrap().join("img.vhd-00001");
     assert_eq!(std::fs::read(seg1).unwrap(), &d[..102_400]);
 
     // stdin works too (single PUT below the segment size).
     let mut child = cloudimg()
-        .args(["upload", "--output", "json", "-"])
+        .args([
+            "upload",
+            "--digest",
+            "sha256,sha512",
+            "--output",
+            "json",
+            "-",
+        ])
         .arg(dest.parent().unwrap().join("small.bin"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -63,6 +73,26 @@ fn uploads_a_file_as_a_dlo_with_json_summary() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "single");
+    assert_eq!(v["digests"], serde_json::json!(["md5", "sha256", "sha512"]));
+    assert_eq!(v["checksums"]["sha256"], oracle("sha256sum", &d[..1000]));
+    assert_eq!(v["checksums"]["sha512"], oracle("sha512sum", &d[..1000]));
+}
+
+/// The digest coreutils' `tool` prints for `data`.
+fn oracle(tool: &str, data: &[u8]) -> String {
+    use std::io::Write;
+    let mut c = Command::new(tool)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(data).unwrap();
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

@@ -50,61 +50,7 @@ pub const DEFAULT_PIECE_SIZE: u64 = 32 << 20;
 /// Buffer of each worker when writing a file at offsets.
 const FILE_CHUNK: usize = 8 << 20;
 
-/// Which whole-object digests to compute (each is a serial pass over all the bytes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Digests {
-    /// MD5 of the whole object.
-    pub md5: bool,
-    /// SHA-256 of the whole object.
-    pub sha256: bool,
-    /// SHA-512 of the whole object.
-    pub sha512: bool,
-}
-
-impl Digests {
-    /// All three.
-    pub fn all() -> Self {
-        Digests {
-            md5: true,
-            sha256: true,
-            sha512: true,
-        }
-    }
-
-    /// True when any is asked for.
-    pub fn any(&self) -> bool {
-        self.md5 || self.sha256 || self.sha512
-    }
-
-    /// Names of those asked for (`md5`, `sha256`, `sha512`).
-    pub fn names(&self) -> Vec<String> {
-        [
-            (self.md5, "md5"),
-            (self.sha256, "sha256"),
-            (self.sha512, "sha512"),
-        ]
-        .into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| n.to_string())
-        .collect()
-    }
-
-    /// Parses a comma-separated list of `md5`, `sha256`, `sha512` (or `all`, `none`).
-    pub fn parse(list: &str) -> std::result::Result<Self, String> {
-        let mut d = Digests::default();
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            match name.to_ascii_lowercase().as_str() {
-                "md5" => d.md5 = true,
-                "sha256" => d.sha256 = true,
-                "sha512" => d.sha512 = true,
-                "all" => d = Digests::all(),
-                "none" => d = Digests::default(),
-                other => return Err(format!("unknown digest {other:?} (md5, sha256, sha512)")),
-            }
-        }
-        Ok(d)
-    }
-}
+pub use crate::hash::Digests;
 
 /// Download settings.
 #[derive(Clone)]
@@ -124,7 +70,7 @@ impl Default for DownloadOptions {
         DownloadOptions {
             jobs: DEFAULT_JOBS,
             piece_size: DEFAULT_PIECE_SIZE,
-            digests: Digests::default(),
+            digests: Digests::NONE,
             progress: None,
         }
     }
@@ -832,9 +778,9 @@ mod tests {
 
     #[test]
     fn digest_lists() {
-        assert_eq!(Digests::parse("").unwrap(), Digests::default());
-        assert_eq!(Digests::parse("none").unwrap(), Digests::default());
-        assert_eq!(Digests::parse("all").unwrap(), Digests::all());
+        assert_eq!(Digests::parse("").unwrap(), Digests::NONE);
+        assert_eq!(Digests::parse("none").unwrap(), Digests::NONE);
+        assert_eq!(Digests::parse("all").unwrap(), Digests::ALL);
         let d = Digests::parse("SHA256, md5").unwrap();
         assert_eq!(d.names(), ["md5", "sha256"]);
         assert!(d.any() && !d.sha512);

@@ -71,6 +71,50 @@ impl Digests {
     pub fn any(self) -> bool {
         self.md5 || self.sha256 || self.sha512
     }
+
+    /// Names of those asked for (`md5`, `sha256`, `sha512`).
+    pub fn names(self) -> Vec<String> {
+        [
+            (self.md5, "md5"),
+            (self.sha256, "sha256"),
+            (self.sha512, "sha512"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect()
+    }
+
+    /// Parses a comma-separated list of `md5`, `sha256`, `sha512` (or `all`, `none`).
+    pub fn parse(list: &str) -> std::result::Result<Self, String> {
+        let mut d = Digests::NONE;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "md5" => d.md5 = true,
+                "sha256" => d.sha256 = true,
+                "sha512" => d.sha512 = true,
+                "all" => d = Digests::ALL,
+                "none" => d = Digests::NONE,
+                other => return Err(format!("unknown digest {other:?} (md5, sha256, sha512)")),
+            }
+        }
+        Ok(d)
+    }
+}
+
+impl Checksums {
+    /// Names of the digests that were computed (those not left empty).
+    pub fn computed(&self) -> Vec<String> {
+        [
+            (&self.md5, "md5"),
+            (&self.sha256, "sha256"),
+            (&self.sha512, "sha512"),
+        ]
+        .into_iter()
+        .filter(|(v, _)| !v.is_empty())
+        .map(|(_, n)| n.to_string())
+        .collect()
+    }
 }
 
 /// MD5 and the chosen [`Digests`] fed with the same bytes.

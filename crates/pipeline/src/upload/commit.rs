@@ -72,6 +72,7 @@ pub(super) fn finish(up: &Upload<'_>, sent: Sent, start: Instant) -> Result<Uplo
         segments: sent.count,
         segments_skipped: skipped,
         segment_prefix: Some(format!("{}/{}", plan.layout.container, plan.layout.prefix)),
+        digests: sent.checksums.computed(),
         checksums: sent.checksums,
         etag,
         duration_secs: secs,

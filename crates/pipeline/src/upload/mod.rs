@@ -89,7 +89,12 @@ pub fn upload(
     }
     // In order, from the start: what buffers and whole-object digests are fed from.
     let seq_body = pos.as_ref().map(|(p, len)| p.body(0, *len));
-    let in_order = !lazy && (opts.segment_size <= opts.max_buffer || kind == LargeKind::Single);
+    // A file's segments are hashed in order and then sent from the file (the second read
+    // comes from the page cache), so memory stays at a few chunks whatever the segment
+    // size; other inputs are buffered a segment at a time when segments fit.
+    let file = matches!(pos, Some((input::Positional::File(_), _)));
+    let in_order =
+        !lazy && ((opts.segment_size <= opts.max_buffer && !file) || kind == LargeKind::Single);
     let mut reader = input::sequential(seq_body.as_deref(), stream, in_order)?;
     let mut input = input::Input::new(reader.as_mut());
 

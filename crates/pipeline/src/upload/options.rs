@@ -132,8 +132,10 @@ pub struct UploadSummary {
     pub segments_skipped: u64,
     /// Segment container and name prefix (large objects).
     pub segment_prefix: Option<String>,
-    /// Whole-object digests.
+    /// Whole-object digests; those not computed are empty.
     pub checksums: Checksums,
+    /// Which whole-object digests were computed (`md5`, `sha256`, `sha512`).
+    pub digests: Vec<String>,
     /// The ETag the server reports for the object.
     pub etag: String,
     /// Wall time in seconds.

@@ -1,5 +1,6 @@
-//! Sending segments: the calling thread reads the input in order into pooled segment
-//! buffers (or, for a positional source, cuts it into re-readable ranges); one thread per
+//! Sending segments: the calling thread reads a stream in order into pooled segment
+//! buffers (or, for a file or another positional source, cuts it into re-readable ranges,
+//! read once in chunks for the digests and again, from the page cache, to be sent); one thread per
 //! serial digest hashes them (the MD5 thread computes the whole-object MD5 and the
 //! segment's MD5 in one pass, see [`crate::hash::SegmentedMd5`], then hands the segment
 //! to the workers); `jobs` workers PUT each segment with its MD5, so the server refuses
@@ -118,7 +119,9 @@ pub(super) fn send(
 ) -> Sent {
     let seg_size = up.plan.segment_size;
     let jobs = up.opts.jobs.max(1);
-    let buffered = seg_size <= up.opts.max_buffer && !lazy;
+    // Files are re-read by range rather than buffered (see `upload`).
+    let file = matches!(pos, Some((Positional::File(_), _)));
+    let buffered = seg_size <= up.opts.max_buffer && !lazy && !file;
     let chunk = (8u64 << 20).min(seg_size) as usize;
     let pool = if buffered {
         Pool::new(jobs + 1, seg_size as usize)

@@ -48,7 +48,7 @@ pub fn fetch(store: &dyn ObjectStore, p: &ObjectPath, jobs: usize, piece: u64) -
         &DownloadOptions {
             jobs,
             piece_size: piece,
-            digests: Digests::all(),
+            digests: Digests::ALL,
             ..Default::default()
         },
     )
