@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Store,
     /// Local I/O (temporary files) failed.
     Io,
+    /// Another run of the same import or export holds its lock ([`crate::lock`]).
+    InProgress,
 }
 
 impl ErrorKind {
@@ -57,6 +59,7 @@ impl ErrorKind {
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Store => "store",
             ErrorKind::Io => "io",
+            ErrorKind::InProgress => "in_progress",
         }
     }
 }

@@ -166,6 +166,10 @@ fn export(
     });
     let rec = images.require(&input.image_uuid)?;
     check_exportable(&rec, &task.owner)?;
+    // One export into this container at a time: a second would remove the manifest the
+    // first verifies, or clean up segments the first is about to serve.
+    let dest_url = dest.url(&ObjectPath::new(&input.container, ""));
+    let _lock = images.lock_export(&input.image_uuid, &dest_url)?;
     let exists = dest
         .container_exists(&input.container)
         .map_err(|e| Error::store("check container", &input.container, e))?;

@@ -10,7 +10,8 @@
 //! The record is written last, only after the package is uploaded and verified, and it is
 //! the only thing that makes an image exist: a package without a record is debris from a
 //! failed or killed run and is removed by the next run of the same task (or
-//! [`ImageStore::remove_debris`]).
+//! [`ImageStore::remove_debris`]). While a run writes, its lock `<id>.import.lock` (or
+//! `<id>.export-<dest>.lock`) keeps a second run of the same task out ([`crate::lock`]).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::time;
@@ -205,6 +206,29 @@ impl ImageStore {
     /// Path of the record of image `id`.
     pub fn record_path(&self, id: &Uuid) -> ObjectPath {
         ObjectPath::new(&self.container, format!("{}{id}.json", self.prefix))
+    }
+
+    /// Takes the lock of the import of image `id` (`<id>.import.lock` beside the record):
+    /// two runs of one import task derive the same id, and only one may write it.
+    pub fn lock_import(&self, id: &Uuid) -> Result<Option<crate::lock::StoreLock>> {
+        let path = ObjectPath::new(&self.container, format!("{}{id}.import.lock", self.prefix));
+        crate::lock::StoreLock::acquire(&self.store, path, &format!("the import of image {id}"))
+    }
+
+    /// Takes the lock of exports of image `id` to `dest` (a container URL): two exports
+    /// into one container write the same names, and only one may at a time.
+    pub fn lock_export(&self, id: &Uuid, dest: &str) -> Result<Option<crate::lock::StoreLock>> {
+        use md5::Digest;
+        let key = hex::encode(&md5::Md5::digest(dest.as_bytes())[..8]);
+        let path = ObjectPath::new(
+            &self.container,
+            format!("{}{id}.export-{key}.lock", self.prefix),
+        );
+        crate::lock::StoreLock::acquire(
+            &self.store,
+            path,
+            &format!("an export of image {id} to {dest}"),
+        )
     }
 
     /// URL of an object of this store, for messages.

@@ -14,7 +14,9 @@
 //!
 //! The image id is derived from the task id, so a re-run of the same task finds what an
 //! earlier run left: a record means the import already succeeded (the run returns it);
-//! objects without a record are debris and are removed before starting over.
+//! objects without a record are debris and are removed before starting over. Two runs at
+//! once are one too many: the image's import lock lets one in and fails the other
+//! ([`crate::ErrorKind::InProgress`]) before it reads or writes anything.
 
 use crate::codes::FailureCode;
 use crate::error::{Error, ErrorKind, Result};
@@ -113,6 +115,8 @@ fn import(
     debug_assert_eq!(task.status, TaskStatus::Processing);
     let input = ImportInput::parse(&task.input)?;
     let id = image_id_for(task);
+    // One run of this task at a time: another would remove this one's package as debris.
+    let _lock = images.lock_import(&id)?;
     if let Some(rec) = images.get(&id)? {
         return if rec.owner == task.owner && rec.name == input.name {
             Ok(ImportOutcome {

@@ -8,6 +8,7 @@
 //! - [`export`]: image -> one dynamic VHD as a DLO `<uuid>.vhd` in a container.
 //! - [`indexedpkg`]: layers of an indexed package read by byte range from the store.
 //! - [`progress`]: progress callbacks.
+//! - [`lock`]: one run at a time of an import or an export, across processes.
 //!
 //! # Same disk, different bytes
 //! An image imported and then exported holds the same virtual disk, byte for byte, but
@@ -27,6 +28,7 @@ pub mod export;
 pub mod imagestore;
 pub mod import;
 pub mod indexedpkg;
+pub mod lock;
 pub mod objectio;
 pub mod outvhd;
 pub mod package;
