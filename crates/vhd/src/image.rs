@@ -111,10 +111,14 @@ impl Image {
     /// Opens the VHD file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Image> {
         let path = path.as_ref();
+        let io = FileIo::open(path).map_err(|e| Error::io("open", e).path(path))?;
+        // Held while the image is open: an in-place coalesce cannot start writing under
+        // this reader, nor this reader start under one (that is "in use", not the
+        // journal below, which a running merge also has).
+        crate::filelock::shared(io.file(), path)?;
         // A half-finished in-place coalesce must be rolled back or resumed before
         // anything reads the parent: its metadata may describe a mix of both states.
         crate::journaled::refuse_if_journaled(path)?;
-        let io = FileIo::open(path).map_err(|e| Error::io("open", e).path(path))?;
         let mtime = io
             .file()
             .metadata()

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod create;
 pub mod detect;
 pub mod error;
+mod filelock;
 pub mod format;
 pub mod image;
 pub mod info;

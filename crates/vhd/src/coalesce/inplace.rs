@@ -134,6 +134,11 @@ fn merge(
         .field("footer")
         .path(&ppath));
     }
+    // No other process may read the parent while it changes: its readers hold shared
+    // locks, which make this fail; once it holds, their opens fail.
+    if let Some(f) = parent.io().as_file() {
+        crate::filelock::exclusive(f, &ppath)?;
+    }
     let file = OpenOptions::new()
         .read(true)
         .write(true)
