@@ -47,6 +47,11 @@ pub struct UnpackOptions {
     /// Threads inflating an indexed multi-member gzip (0: all cores, 1: the
     /// decompressing thread only). Other streams decompress on one thread.
     pub jobs: usize,
+    /// Called at the named instants crash tests stop a process at (`unpack:mid-stream`,
+    /// `unpack:before-publish`, `unpack:mid-publish`); the binary passes
+    /// `cloudimg_pipeline::crashpoint::hit`.
+    #[doc(hidden)]
+    pub crash_hook: Option<fn(&str)>,
 }
 
 /// One file created.
@@ -129,6 +134,7 @@ pub fn unpack<R: Read + Send>(source: R, dir: &Path, opts: &UnpackOptions) -> Re
         }
         Err(e) => return Err(Error::io("inspect target directory", e).path(dir)),
     };
+    remove_stray_temps(dir);
     let mut created = Created {
         dir: dir.to_path_buf(),
         made_dir,
@@ -163,7 +169,8 @@ pub fn unpack<R: Read + Send>(source: R, dir: &Path, opts: &UnpackOptions) -> Re
     })?;
     verify(&stats, &opts.expected)?;
     let (chain, ova) = check_layout(&pending, opts.layout)?;
-    let members = commit(pending, &chain, &mut created)?;
+    hit(opts, "unpack:before-publish");
+    let members = commit(pending, &chain, &mut created, opts)?;
     created.committed = true;
     Ok(UnpackReport {
         members,
@@ -245,6 +252,7 @@ fn extract(
                 t.extend_from_slice(piece);
             }
             write_all(&mut file, piece).map_err(|e| e.member(shown.clone()).path(dir))?;
+            hit(opts, "unpack:mid-stream");
         }
         drop(file);
         pending.push(Pending {
@@ -330,6 +338,7 @@ fn commit(
     pending: Vec<Pending>,
     chain: &Option<Vec<ChainMember>>,
     created: &mut Created,
+    opts: &UnpackOptions,
 ) -> Result<Vec<UnpackedMember>> {
     let mut out = Vec::new();
     for p in pending {
@@ -338,8 +347,12 @@ fn commit(
             .and_then(|c| c.iter().find(|m| m.archive_name == p.archive_name))
             .map_or_else(|| p.name.clone(), |m| format!("{}.vhd", m.index));
         let dest = created.dir.join(&name);
-        place(&p.temp, &dest)?;
-        created.finals.push(dest);
+        if !out.is_empty() {
+            hit(opts, "unpack:mid-publish");
+        }
+        if place(&p.temp, &dest)? {
+            created.finals.push(dest);
+        }
         created.temps.retain(|t| *t != p.temp);
         out.push(UnpackedMember {
             archive_name: p.archive_name,
@@ -354,16 +367,26 @@ fn commit(
 
 /// Moves `temp` to `dest` unless `dest` exists: a hard link is the atomic
 /// "create only if absent" rename; filesystems without links get a checked rename.
-fn place(temp: &Path, dest: &Path) -> Result<()> {
+/// A `dest` that already holds exactly these bytes (what a run killed while placing
+/// its files left) counts as placed: the temporary file goes, `Ok(false)` says the
+/// file was not created now. Any other existing file is refused.
+fn place(temp: &Path, dest: &Path) -> Result<bool> {
     match fs::hard_link(temp, dest) {
-        Ok(()) => {
-            fs::remove_file(temp).map_err(|e| Error::io("remove temporary file", e).path(temp))
+        Ok(()) => fs::remove_file(temp)
+            .map(|()| true)
+            .map_err(|e| Error::io("remove temporary file", e).path(temp)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if same_bytes(temp, dest) {
+                fs::remove_file(temp)
+                    .map_err(|e| Error::io("remove temporary file", e).path(temp))?;
+                return Ok(false);
+            }
+            Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "refusing to replace an existing file",
+            )
+            .path(dest))
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "refusing to replace an existing file",
-        )
-        .path(dest)),
         Err(_) => {
             if dest.symlink_metadata().is_ok() {
                 return Err(Error::new(
@@ -372,7 +395,65 @@ fn place(temp: &Path, dest: &Path) -> Result<()> {
                 )
                 .path(dest));
             }
-            fs::rename(temp, dest).map_err(|e| Error::io("rename unpacked file", e).path(dest))
+            fs::rename(temp, dest)
+                .map(|()| true)
+                .map_err(|e| Error::io("rename unpacked file", e).path(dest))
         }
+    }
+}
+
+/// True when `a` and `b` are regular files with equal contents.
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (fs::metadata(a), b.symlink_metadata()) else {
+        return false;
+    };
+    if !mb.is_file() || ma.len() != mb.len() {
+        return false;
+    }
+    let (Ok(fa), Ok(fb)) = (File::open(a), File::open(b)) else {
+        return false;
+    };
+    let (mut ra, mut rb) = (io::BufReader::new(fa), io::BufReader::new(fb));
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = match ra.read(&mut ba) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if n == 0 {
+            return true;
+        }
+        if rb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
+            return false;
+        }
+    }
+}
+
+/// Removes the temporary files of killed unpacks into `dir` (their process no longer
+/// runs); they are hidden and never served, this only frees their space.
+fn remove_stray_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".cloudimg-unpack-"))
+            .and_then(|n| n.strip_suffix(".part"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+fn hit(opts: &UnpackOptions, point: &str) {
+    if let Some(h) = opts.crash_hook {
+        h(point);
     }
 }

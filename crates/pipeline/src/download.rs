@@ -741,6 +741,7 @@ fn fetch(
                 use std::os::unix::fs::FileExt;
                 f.write_all_at(chunk, p.at + done)
                     .map_err(|e| Error::io("download", "output", e))?;
+                crate::crashpoint::hit("download:mid-stream");
             }
             done += n as u64;
         }

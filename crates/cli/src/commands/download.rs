@@ -107,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         // Write beside the target and rename, so a failed download leaves no partial file.
         let target = &args.output_file;
+        remove_stray_parts(target);
         let mut part = target.as_os_str().to_owned();
         part.push(format!(".part-{}", std::process::id()));
         let part = PathBuf::from(part);
@@ -117,6 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| crate::sink::at_path(e, "download", "output", target, "write"));
         // Positional writes report their errors themselves: nothing is buffered here.
         drop(f);
+        if s.is_ok() {
+            cloudimg_pipeline::crashpoint::hit("download:before-publish");
+        }
         match &s {
             Ok(_) => std::fs::rename(&part, target)
                 .with_context(|| format!("rename to {}", target.display()))?,
@@ -154,4 +158,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Removes the temporary files `OUT.part-<pid>` that killed downloads into `target` left
+/// (their process no longer runs); a running download's is left alone.
+fn remove_stray_parts(target: &std::path::Path) {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let stem = format!("{}.part-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let n = e.file_name();
+        let Some(pid) = n
+            .to_str()
+            .and_then(|n| n.strip_prefix(&stem))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }

@@ -57,6 +57,10 @@ pub struct Args {
     /// Compression threads (default: the cores).
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
+    /// Bytes per package segment (at least 1 MiB); small ones let tests stop an import
+    /// between segments.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    package_segment_size: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -99,6 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.package.level = args.level;
     if let Some(j) = args.jobs {
         opts.package.jobs = j;
+    }
+    if let Some(n) = args.package_segment_size {
+        opts.package.segment_size = n;
     }
     let bar = Bar::new();
     let result = import::run(&mut task, &source, &images, &opts, &|p| bar.report(p));

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         sha256: true,
         progress: Some(Arc::new(move |n| tick.set_position(n))),
         jobs: args.jobs.unwrap_or(0),
+        crash_hook: Some(cloudimg_pipeline::crashpoint::hit),
     };
     let report = unpack(source, &args.dir, &opts);
     bar.finish_and_clear();
