@@ -1,0 +1,324 @@
+//! `cloudimg import`, `export`, `upload`, `download` and `unpack` processes killed with
+//! SIGKILL at named instants (`CLOUDIMG_CRASH_AT`: before the first segment, after it,
+//! just before the manifest or the rename that publishes the output, mid-stream): nothing
+//! that looks finished is left, a re-run of the same command finishes with the same bytes
+//! (oracle: qemu-img's raw image, or the input itself), and the killed run's temporary
+//! files are cleaned or reused, never served.
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Output;
+use support::{cloudimg, files, local_export, ok, raw_of, s, vhd_of};
+
+const UPLOAD_POINTS: [&str; 3] = [
+    "upload:before-first-segment",
+    "upload:after-first-segment",
+    "upload:before-manifest",
+];
+
+/// Runs `args` with the crash point set; asserts it was killed there.
+fn killed_at(point: &str, args: &[&str]) {
+    let o: Output = cloudimg()
+        .env("CLOUDIMG_CRASH_AT", point)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "{point}: {:?} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Bytes that are half random, half text-like, from `seed`.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = 0x2545f4914f6cdd1d ^ seed;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (i >> 12) % 2 == 0 {
+                (x >> 56) as u8
+            } else {
+                b"0123456789 "[(x % 11) as usize]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn killed_imports_rerun_to_one_image_of_the_source() {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 11);
+    for point in UPLOAD_POINTS.iter().chain(&["import:before-record"]) {
+        let store = dir.path().join("store");
+        let args = [
+            "import",
+            "--from",
+            s(&vhd),
+            "--store",
+            s(&store),
+            "--name",
+            "d",
+            "--owner",
+            "p1",
+            "--package-segment-size",
+            "1048576",
+        ];
+        killed_at(point, &args);
+        let names = files(&store.join("images"));
+        assert!(
+            !names.iter().any(|n| n.ends_with(".json")),
+            "{point}: a killed import left a record: {names:?}"
+        );
+        // The re-run takes over the dead run's lock, removes its debris, finishes.
+        let t = ok(&cloudimg().args(args).output().unwrap());
+        let id = t["result"]["image_id"].as_str().unwrap();
+        let names = files(&store.join("images"));
+        assert_eq!(
+            names.iter().filter(|n| n.ends_with(".json")).count(),
+            1,
+            "{point}: {names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with(id) && !n.contains(".lock") && !n.contains("tmp")),
+            "{point}: {names:?}"
+        );
+        let exports = dir.path().join("out/exports");
+        std::fs::create_dir_all(&exports).unwrap();
+        ok(&cloudimg()
+            .args(["export", "--store", s(&store), "--image", id])
+            .args([
+                "--to",
+                s(&exports),
+                "--owner",
+                "p1",
+                "--segment-size",
+                "1048576",
+            ])
+            .output()
+            .unwrap());
+        let got = local_export(&exports, &format!("{id}.vhd"), &dir.path().join("x.vhd")).unwrap();
+        assert!(raw_of(&got) == raw, "{point}: the image is the source");
+        std::fs::remove_dir_all(&store).unwrap();
+        std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    }
+}
+
+#[test]
+fn killed_exports_rerun_to_the_source_disk() {
+    if !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 12);
+    let store = dir.path().join("store");
+    let t = ok(&cloudimg()
+        .args(["import", "--from", s(&vhd), "--store", s(&store)])
+        .args(["--name", "d", "--owner", "p1"])
+        .output()
+        .unwrap());
+    let id = t["result"]["image_id"].as_str().unwrap().to_string();
+    let exports = dir.path().join("dest/exports");
+    let manifest = format!("{id}.vhd");
+    for point in UPLOAD_POINTS {
+        std::fs::create_dir_all(&exports).unwrap();
+        let args = [
+            "export",
+            "--store",
+            s(&store),
+            "--image",
+            &id,
+            "--to",
+            s(&exports),
+            "--owner",
+            "p1",
+            "--segment-size",
+            "1M",
+        ];
+        killed_at(point, &args);
+        assert!(
+            !exports.join(&manifest).exists(),
+            "{point}: a killed export left its manifest"
+        );
+        ok(&cloudimg().args(args).output().unwrap());
+        let got = local_export(&exports, &manifest, &dir.path().join("x.vhd")).unwrap();
+        assert!(raw_of(&got) == raw, "{point}: the export is the source");
+        let stray: Vec<_> = files(dir.path())
+            .into_iter()
+            .filter(|n| n.contains(".lock") || n.contains(".cloudimg-tmp"))
+            .collect();
+        assert!(stray.is_empty(), "{point}: {stray:?}");
+        std::fs::remove_dir_all(dir.path().join("dest")).unwrap();
+    }
+}
+
+/// Uploads to `dest` killed at each point, then re-run; returns the uploaded object's
+/// bytes as a download reads them.
+fn killed_uploads(dir: &Path, dest: &str, input: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for point in UPLOAD_POINTS {
+        let args = [
+            "upload",
+            "--segment-size",
+            "1048576",
+            "-j",
+            "2",
+            s(input),
+            dest,
+        ];
+        killed_at(point, &args);
+        // Nothing readable under the name yet.
+        let back = dir.join("back.bin");
+        let _ = std::fs::remove_file(&back);
+        let o = cloudimg()
+            .args(["download", dest, s(&back)])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{point}: a killed upload is readable");
+        ok(&cloudimg().args(args).output().unwrap());
+        ok(&cloudimg()
+            .args(["download", dest, s(&back)])
+            .output()
+            .unwrap());
+        out.push(std::fs::read(&back).unwrap());
+        // The next point starts from nothing.
+        remove(dest);
+    }
+    out
+}
+
+/// Deletes an uploaded object and its segments.
+fn remove(dest: &str) {
+    let (store, path) = cloudimg_pipeline::open_url(dest).unwrap();
+    let opts = cloudimg_pipeline::upload::UploadOptions::default();
+    for kind in [
+        cloudimg_pipeline::upload::LargeKind::Slo,
+        cloudimg_pipeline::upload::LargeKind::Dlo,
+    ] {
+        let _ = cloudimg_pipeline::upload::remove(&*store, &path, &opts, kind, None);
+    }
+}
+
+#[test]
+fn killed_uploads_rerun_to_the_same_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let d = data(3_500_000, 3);
+    std::fs::write(&input, &d).unwrap();
+    let dest = format!("file://{}/store/c/obj.bin", dir.path().display());
+    std::fs::create_dir_all(dir.path().join("store/c")).unwrap();
+    for got in killed_uploads(dir.path(), &dest, &input) {
+        assert!(got == d);
+    }
+    if support::swift_env().is_some() {
+        let dest = format!("swift://{}/obj.bin", support::unique("kill-up"));
+        for got in killed_uploads(dir.path(), &dest, &input) {
+            assert!(got == d);
+        }
+    }
+}
+
+#[test]
+fn killed_downloads_rerun_to_the_same_bytes_and_leave_no_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let d = data(3_500_000, 4);
+    std::fs::write(&input, &d).unwrap();
+    let src = format!("file://{}/store/c/obj.bin", dir.path().display());
+    std::fs::create_dir_all(dir.path().join("store/c")).unwrap();
+    ok(&cloudimg()
+        .args(["upload", "--segment-size", "1048576", s(&input), &src])
+        .output()
+        .unwrap());
+    let mut sources = vec![src];
+    if support::swift_env().is_some() {
+        let swift = format!("swift://{}/obj.bin", support::unique("kill-down"));
+        ok(&cloudimg()
+            .args(["upload", "--segment-size", "1048576", s(&input), &swift])
+            .output()
+            .unwrap());
+        sources.push(swift);
+    }
+    for src in &sources {
+        for point in ["download:mid-stream", "download:before-publish"] {
+            let out_dir = dir.path().join("out");
+            std::fs::create_dir_all(&out_dir).unwrap();
+            let out = out_dir.join("disk.bin");
+            let args = ["download", "-j", "1", "--piece-size", "1M", src, s(&out)];
+            killed_at(point, &args);
+            assert!(
+                !out.exists(),
+                "{point}: a killed download published {out:?}"
+            );
+            let left = files(&out_dir);
+            assert_eq!(left.len(), 1, "{point}: {left:?}");
+            assert!(left[0].starts_with("disk.bin.part-"), "{left:?}");
+            ok(&cloudimg().args(args).output().unwrap());
+            assert!(std::fs::read(&out).unwrap() == d, "{point}: {src}");
+            assert_eq!(
+                files(&out_dir),
+                ["disk.bin"],
+                "{point}: the part was removed"
+            );
+            std::fs::remove_dir_all(&out_dir).unwrap();
+        }
+    }
+}
+
+#[test]
+fn killed_unpacks_rerun_to_the_same_files() {
+    if !cloudimg_fixtures::env::require_tool("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let (a, b) = (data(2_500_000, 5), data(1_500_000, 6));
+    std::fs::write(src.join("a.bin"), &a).unwrap();
+    std::fs::write(src.join("b.bin"), &b).unwrap();
+    let tgz = dir.path().join("files.tar.gz");
+    let st = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&src)
+        .args(["a.bin", "b.bin"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for point in [
+        "unpack:mid-stream",
+        "unpack:before-publish",
+        "unpack:mid-publish",
+    ] {
+        let out = dir.path().join("out");
+        let args = ["unpack", "--layout", "any", s(&tgz), s(&out)];
+        killed_at(point, &args);
+        let left = files(&out);
+        let published: Vec<_> = left.iter().filter(|n| !n.starts_with('.')).collect();
+        match point {
+            "unpack:mid-publish" => assert_eq!(published, ["a.bin"], "{left:?}"),
+            _ => assert!(published.is_empty(), "{point}: {left:?}"),
+        }
+        ok(&cloudimg().args(args).output().unwrap());
+        assert_eq!(
+            files(&out),
+            ["a.bin", "b.bin"],
+            "{point}: temporaries removed"
+        );
+        assert!(std::fs::read(out.join("a.bin")).unwrap() == a, "{point}");
+        assert!(std::fs::read(out.join("b.bin")).unwrap() == b, "{point}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

@@ -1,0 +1,161 @@
+//! What the race and crash tests share: `cloudimg` processes (with the test Swift's
+//! credentials when there is one), small source disks made by qemu-img, and the oracle:
+//! qemu-img's raw image of a VHD.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A `cloudimg` command, with the test Swift's credentials when it is configured.
+pub fn cloudimg() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cloudimg"));
+    c.env("CLOUDIMG_LOG", "warn");
+    if let Some(env) = swift_env() {
+        c.env("ST_AUTH", &env.auth_url)
+            .env("ST_USER", &env.user)
+            .env("ST_KEY", &env.key);
+    }
+    c
+}
+
+/// The test Swift, loaded once.
+pub fn swift_env() -> Option<&'static cloudimg_fixtures::env::SwiftEnv> {
+    static ENV: std::sync::OnceLock<Option<cloudimg_fixtures::env::SwiftEnv>> =
+        std::sync::OnceLock::new();
+    ENV.get_or_init(cloudimg_fixtures::env::swift).as_ref()
+}
+
+/// Exit code 0, or a panic with stderr.
+pub fn ok(out: &Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Writes `mib` MiB of mixed data (random, text-like, zero 4 KiB runs) as a raw file
+/// and as a dynamic VHD made by qemu-img; returns the VHD's path and its disk as
+/// qemu-img reads it.
+pub fn vhd_of(dir: &Path, name: &str, mib: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let mut data = vec![0u8; mib << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15 ^ seed;
+    for (i, chunk) in data.chunks_mut(4096).enumerate() {
+        if i % 3 != 2 {
+            for b in chunk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = if i % 3 == 0 {
+                    (x >> 56) as u8
+                } else {
+                    b"abcdefgh "[(x % 9) as usize]
+                };
+            }
+        }
+    }
+    let out = dir.join(name);
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let raw = dir.join(format!("{name}.raw"));
+    std::fs::write(&raw, &data).unwrap();
+    let st = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "vpc"])
+        .arg(&raw)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_file(raw).unwrap();
+    // qemu-img rounds the size up to whole CHS cylinders: its reading of the VHD, not
+    // the bytes written, is the disk.
+    let disk = raw_of(&out);
+    assert!(disk.starts_with(&data));
+    (out, disk)
+}
+
+/// The virtual disk of a VHD as qemu-img reads it.
+pub fn raw_of(vhd: &Path) -> Vec<u8> {
+    let raw = vhd.with_extension("oracle.raw");
+    let out = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "vpc", "-O", "raw"])
+        .arg(vhd)
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = std::fs::read(&raw).unwrap();
+    std::fs::remove_file(raw).unwrap();
+    b
+}
+
+/// The VHD a local export wrote into `container` (a directory): its segments
+/// `<name>-00001`, ... concatenated into `out`; `None` without the manifest `<name>`.
+pub fn local_export(container: &Path, name: &str, out: &Path) -> Option<PathBuf> {
+    if !container.join(name).is_file() {
+        return None;
+    }
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(container)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
+        })
+        .collect();
+    segs.sort();
+    let mut all = Vec::new();
+    for p in segs {
+        all.extend(std::fs::read(p).unwrap());
+    }
+    std::fs::write(out, all).unwrap();
+    Some(out.to_path_buf())
+}
+
+/// Every file under `dir`, relative, sorted (hidden ones too).
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A name unique to this process and `tag`, for Swift containers.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000
+    )
+}
