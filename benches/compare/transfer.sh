@@ -17,10 +17,10 @@
 source "$(dirname "$0")/lib.sh"
 need swift rclone cmp python3
 bash "$bench_root/scripts/swift-up.sh" >&2
-set -a
-# shellcheck disable=SC1091
-source "$bench_root/target/swift.env"
-set +a
+# Only the tempauth lines: the file also holds lists that are not shell words.
+while IFS='=' read -r k v; do
+    export "$k=$v"
+done < <(grep -E '^(ST_AUTH|ST_USER|ST_KEY)=' "$bench_root/target/swift.env")
 CLOUDIMG_BIN="$(cloudimg_bin)"
 implemented upload || exit 2
 seg_mb="${BENCH_SEGMENT_MB:-64}"
