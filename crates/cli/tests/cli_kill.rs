@@ -10,7 +10,7 @@ mod support;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Output;
-use support::{cloudimg, files, local_export, ok, raw_of, s, vhd_of};
+use support::{cloudimg, export_args, files, local_export, ok, raw_of, s, vhd_of};
 
 const UPLOAD_POINTS: [&str; 3] = [
     "upload:before-first-segment",
@@ -136,19 +136,7 @@ fn killed_exports_rerun_to_the_source_disk() {
     let manifest = format!("{id}.vhd");
     for point in UPLOAD_POINTS {
         std::fs::create_dir_all(&exports).unwrap();
-        let args = [
-            "export",
-            "--store",
-            s(&store),
-            "--image",
-            &id,
-            "--to",
-            s(&exports),
-            "--owner",
-            "p1",
-            "--segment-size",
-            "1048576",
-        ];
+        let args = export_args(s(&store), &id, s(&exports));
         killed_at(point, &args);
         assert!(
             !exports.join(&manifest).exists(),

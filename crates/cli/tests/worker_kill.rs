@@ -6,6 +6,8 @@
 //! manifest, before the image record) of an import and then of an export. Real
 //! processes, a real SQLite catalog file.
 
+mod support;
+
 use cloudimg_api::db::tasks::{self, TaskRow};
 use cloudimg_api::db::Db;
 use std::path::Path;
@@ -41,37 +43,9 @@ fn big_vhd(dir: &Path) -> std::path::PathBuf {
     vhd_of(dir, 96)
 }
 
-/// A dynamic VHD of `mib` MiB of mixed data, made by qemu-img from a raw file.
+/// A dynamic VHD of `mib` MiB of mixed data at the tests' upload path.
 fn vhd_of(dir: &Path, mib: usize) -> std::path::PathBuf {
-    let raw = dir.join("disk.raw");
-    let mut data = vec![0u8; mib << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for (i, chunk) in data.chunks_mut(4096).enumerate() {
-        if i % 3 != 2 {
-            for b in chunk.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = if i % 3 == 0 {
-                    (x >> 56) as u8
-                } else {
-                    b"abcdefgh "[(x % 9) as usize]
-                };
-            }
-        }
-    }
-    std::fs::write(&raw, &data).unwrap();
-    let out = dir.join("files/proj-a/uploads/big.vhd");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let st = Command::new("qemu-img")
-        .args(["convert", "-q", "-f", "raw", "-O", "vpc"])
-        .arg(&raw)
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::remove_file(raw).unwrap();
-    out
+    support::write_vhd(dir, "files/proj-a/uploads/big.vhd", mib, 0).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,16 @@ pub fn s(p: &Path) -> &str {
 /// and as a dynamic VHD made by qemu-img; returns the VHD's path and its disk as
 /// qemu-img reads it.
 pub fn vhd_of(dir: &Path, name: &str, mib: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let (out, data) = write_vhd(dir, name, mib, seed);
+    // qemu-img rounds the size up to whole CHS cylinders: its reading of the VHD, not
+    // the bytes written, is the disk.
+    let disk = raw_of(&out);
+    assert!(disk.starts_with(&data));
+    (out, disk)
+}
+
+/// The VHD of [`vhd_of`] without reading it back: its path and the data written.
+pub fn write_vhd(dir: &Path, name: &str, mib: usize, seed: u64) -> (PathBuf, Vec<u8>) {
     let mut data = vec![0u8; mib << 20];
     let mut x: u64 = 0x9e3779b97f4a7c15 ^ seed;
     for (i, chunk) in data.chunks_mut(4096).enumerate() {
@@ -73,11 +83,24 @@ pub fn vhd_of(dir: &Path, name: &str, mib: usize, seed: u64) -> (PathBuf, Vec<u8
         .unwrap();
     assert!(st.success());
     std::fs::remove_file(raw).unwrap();
-    // qemu-img rounds the size up to whole CHS cylinders: its reading of the VHD, not
-    // the bytes written, is the disk.
-    let disk = raw_of(&out);
-    assert!(disk.starts_with(&data));
-    (out, disk)
+    (out, data)
+}
+
+/// `cloudimg export` of image `id` in `store` into the local folder `to`, 1 MiB segments.
+pub fn export_args<'a>(store: &'a str, id: &'a str, to: &'a str) -> [&'a str; 11] {
+    [
+        "export",
+        "--store",
+        store,
+        "--image",
+        id,
+        "--to",
+        to,
+        "--owner",
+        "p1",
+        "--segment-size",
+        "1048576",
+    ]
 }
 
 /// The virtual disk of a VHD as qemu-img reads it.
