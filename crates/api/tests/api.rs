@@ -19,6 +19,7 @@ on_both_engines!(
     concurrent_patches_lose_nothing,
     delete_and_protection,
     tags,
+    concurrent_tag_changes_lose_nothing,
     sharing,
     image_data,
     upload_refusals_leave_image_queued,
@@ -551,6 +552,54 @@ async fn tags(app: TestApp) {
     // Re-adding an existing tag at the quota is still fine (idempotent).
     let (s, _, _) = app.call("PUT", &tag("q5"), "admin-a", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+/// The tags an image shows (its row's copy) and the tags its `tag=` filter finds (the
+/// indexed child rows) are the same set after concurrent adds and removes.
+async fn concurrent_tag_changes_lose_nothing(app: TestApp) {
+    let id = app.create("admin-a", json!({"name": "tagged"})).await;
+    let app = std::sync::Arc::new(app);
+    let run = |method: &'static str, tags: Vec<usize>| {
+        let handles: Vec<_> = tags
+            .into_iter()
+            .map(|n| {
+                let app = app.clone();
+                let uri = format!("/v2/images/{id}/tags/t{n}");
+                tokio::spawn(async move { app.call(method, &uri, "admin-a", None).await.0 })
+            })
+            .collect();
+        async move {
+            for h in handles {
+                assert_eq!(h.await.unwrap(), StatusCode::NO_CONTENT, "{method}");
+            }
+        }
+    };
+    run("PUT", (0..24).collect()).await;
+    run("DELETE", (0..24).filter(|n| n % 3 == 0).collect()).await;
+    let want: Vec<String> = {
+        let mut v: Vec<String> = (0..24)
+            .filter(|n| n % 3 != 0)
+            .map(|n| format!("t{n}"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (_, v) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+    let mut shown: Vec<String> = serde_json::from_value(v["tags"].clone()).unwrap();
+    shown.sort();
+    assert_eq!(shown, want, "{v}");
+    for n in 0..24 {
+        let (_, l) = app.get(&format!("/v2/images?tag=t{n}"), "admin-a").await;
+        let found = l["images"].as_array().unwrap().len();
+        assert_eq!(found, (n % 3 != 0) as usize, "tag=t{n}: {l}");
+        if found == 1 {
+            assert_eq!(
+                l["images"][0]["tags"],
+                json!(want),
+                "the list shows the row's copy"
+            );
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {

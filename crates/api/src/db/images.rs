@@ -1,9 +1,13 @@
 //! The `images`, `image_properties` and `image_tags` rows of an image, read and written as
 //! one [`Image`]. Every change is fenced on the row's `version` (an UPDATE that names the
 //! version it read), so two writers never lose each other's change silently.
+//!
+//! The properties and tags are also kept as JSON on the image's row (`props_json`,
+//! `tags_json`), written in the transaction that writes the child rows: reads take them
+//! with the row, while the child tables serve the indexed `tag=` and property filters.
 
 use super::sqlite_reads::to_sqlx;
-use super::{bind_args, bind_pg, placeholders, Db, Engine, Reads};
+use super::{bind_args, bind_pg, placeholders, Db, Reads};
 use crate::domain::image::{status, Image};
 use crate::domain::list::{Arg, Dir, Filter, ListQuery, SortKey, VisFilter};
 use sqlx::postgres::PgRow;
@@ -76,7 +80,7 @@ impl Cols for rusqlite::Row<'_> {
     }
 }
 
-/// An image row selected as [`COLUMNS`] followed by [`extras`] (properties and tags).
+/// An image row selected as [`COLUMNS`] followed by [`EXTRAS`] (properties and tags).
 fn from_row(r: &impl Cols) -> Result<Image, sqlx::Error> {
     let mut tags: Vec<String> = r.json(20)?.unwrap_or_default();
     tags.sort();
@@ -169,14 +173,18 @@ pub async fn insert(db: &Db, img: &Image) -> Result<(), sqlx::Error> {
     let q = sqlx::query(
         "INSERT INTO images (id, name, owner, status, visibility, protected, os_hidden, \
          disk_format, container_format, size, virtual_size, checksum, os_hash_algo, \
-         os_hash_value, min_disk, min_ram, created_at, updated_at, version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         os_hash_value, min_disk, min_ram, created_at, updated_at, version, props_json, \
+         tags_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20, $21)",
     )
     .bind(&img.id);
+    let (props, tags) = extras_json(img);
     bind_core(q, img)
         .bind(&img.created_at)
         .bind(&img.updated_at)
         .bind(img.version)
+        .bind(props)
+        .bind(tags)
         .execute(&mut *tx)
         .await?;
     write_extras(&mut tx, img).await?;
@@ -208,10 +216,7 @@ async fn write_extras(
 
 /// The image `id` with its properties and tags.
 pub async fn get(db: &Db, id: &str) -> Result<Option<Image>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS}, {} FROM images i WHERE i.id = $1",
-        extras(db)
-    );
+    let sql = format!("SELECT {COLUMNS}, {} FROM images i WHERE i.id = $1", EXTRAS);
     match db.reads() {
         Reads::Sqlite(reads) => {
             let args = [Arg::Text(id.to_string())];
@@ -243,7 +248,7 @@ pub async fn get_as(
         "SELECT {COLUMNS}, {}, (SELECT m.status FROM image_members m \
          WHERE m.image_id = i.id AND m.member = $2) AS member_status \
          FROM images i WHERE i.id = $1",
-        extras(db)
+        EXTRAS
     );
     match db.reads() {
         Reads::Sqlite(reads) => {
@@ -270,26 +275,18 @@ pub async fn get_as(
     }
 }
 
-/// The properties (a JSON object) and tags (a JSON array) of `i`, aggregated in the same
-/// statement as its row: a page of images is one query. Each query is a round trip to
-/// the connection (for SQLite, to the connection's own thread and back), which costs
-/// more than reading the rows, so the aggregation is the one place where the two
-/// engines' SQL differs (SQLite's `json_group_*`, PostgreSQL's `json_*_agg`).
-fn extras(db: &Db) -> &'static str {
-    match db.engine() {
-        Engine::Sqlite => {
-            "(SELECT json_group_object(p.name, p.value) FROM image_properties p \
-             WHERE p.image_id = i.id) AS props_json, \
-             (SELECT json_group_array(t.value) FROM image_tags t \
-             WHERE t.image_id = i.id) AS tags_json"
-        }
-        Engine::Postgres => {
-            "(SELECT json_object_agg(p.name, p.value) FROM image_properties p \
-             WHERE p.image_id = i.id)::text AS props_json, \
-             (SELECT json_agg(t.value) FROM image_tags t \
-             WHERE t.image_id = i.id)::text AS tags_json"
-        }
-    }
+/// The properties (a JSON object) and tags (a JSON array) of `i`: copies on its row, so a
+/// page of images is one index scan. They used to be aggregated from the child tables
+/// per row, which cost PostgreSQL 50 index probes per page, most of its time per page
+/// (BENCHMARKS.md, the API runs of 2026-12-06).
+const EXTRAS: &str = "i.props_json, i.tags_json";
+
+/// The JSON copies of `img`'s properties and tags that its row carries.
+fn extras_json(img: &Image) -> (String, String) {
+    // Serialising a map of strings and a list of strings cannot fail.
+    let props = serde_json::to_string(&img.properties).unwrap_or_else(|_| "{}".into());
+    let tags = serde_json::to_string(&img.tags).unwrap_or_else(|_| "[]".into());
+    (props, tags)
 }
 
 /// Writes `img` (columns, properties, tags) if the stored row is still at `img.version`;
@@ -301,10 +298,14 @@ pub async fn update(db: &Db, img: &Image) -> Result<bool, sqlx::Error> {
         "UPDATE images SET name = $1, owner = $2, status = $3, visibility = $4, protected = $5, \
          os_hidden = $6, disk_format = $7, container_format = $8, size = $9, virtual_size = $10, \
          checksum = $11, os_hash_algo = $12, os_hash_value = $13, min_disk = $14, min_ram = $15, \
-         updated_at = $16, version = version + 1 WHERE id = $17 AND version = $18",
+         updated_at = $16, props_json = $17, tags_json = $18, version = version + 1 \
+         WHERE id = $19 AND version = $20",
     );
+    let (props, tags) = extras_json(img);
     let done = bind_core(q, img)
         .bind(&img.updated_at)
+        .bind(props)
+        .bind(tags)
         .bind(&img.id)
         .bind(img.version)
         .execute(&mut *tx)
@@ -643,7 +644,7 @@ pub async fn list(
     let limit = push(Arg::Int(q.limit as i64), &mut args);
     let sql = format!(
         "SELECT {COLUMNS}, {} FROM images i WHERE {} ORDER BY {} LIMIT {limit}",
-        extras(db),
+        EXTRAS,
         wh.join(" AND "),
         order.join(", ")
     );

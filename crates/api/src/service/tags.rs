@@ -4,6 +4,7 @@ use super::owned_image;
 use crate::auth::{Action, Caller};
 use crate::clock;
 use crate::db;
+use crate::db::tags::Added;
 use crate::domain::image::{check_tag, TAG_QUOTA};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -13,12 +14,13 @@ pub async fn add(st: &AppState, caller: &Caller, id: &str, tag: &str) -> ApiResu
     caller.may(Action::Write)?;
     check_tag(tag)?;
     owned_image(st, caller, id, "tag it").await?;
-    if !db::tags::add(&st.db, id, tag, TAG_QUOTA, &clock::now()).await? {
-        return Err(ApiError::TooLarge(format!(
+    match db::tags::add(&st.db, id, tag, TAG_QUOTA, &clock::now()).await? {
+        Added::Added | Added::Present => Ok(()),
+        Added::QuotaFull => Err(ApiError::TooLarge(format!(
             "Maximum number of tags exceeded: image {id} has {TAG_QUOTA}"
-        )));
+        ))),
+        Added::NoImage => Err(ApiError::no_image(id)),
     }
-    Ok(())
 }
 
 /// `DELETE /v2/images/{id}/tags/{tag}`.
