@@ -113,7 +113,7 @@ fn examples(help: &str) -> Vec<Vec<String>> {
 }
 
 fn main() -> ExitCode {
-    alloc::limit_arenas();
+    alloc::init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info(a) => commands::info::run(a),
