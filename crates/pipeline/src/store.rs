@@ -141,10 +141,6 @@ pub struct PutOptions {
     pub content_type: Option<String>,
     /// User metadata (`X-Object-Meta-*` / `x-amz-meta-*`), keys lowercase.
     pub metadata: BTreeMap<String, String>,
-    /// Create only: fail with [`ErrorKind::Permanent`] and status 412 when the object
-    /// exists (Swift and S3 `If-None-Match: *`; a local store links its temporary file to
-    /// the name, which fails when the name is taken). What store locks are built on.
-    pub if_absent: bool,
 }
 
 /// What a successful PUT returned.

@@ -208,16 +208,16 @@ impl ImageStore {
         ObjectPath::new(&self.container, format!("{}{id}.json", self.prefix))
     }
 
-    /// Takes the lock of the import of image `id` (`<id>.import.lock` beside the record):
-    /// two runs of one import task derive the same id, and only one may write it.
-    pub fn lock_import(&self, id: &Uuid) -> Result<Option<crate::lock::StoreLock>> {
+    /// Takes the lock of the import of image `id` (entries `<id>.import.lock.*` beside the
+    /// record): two runs of one import task derive the same id, and only one may write it.
+    pub fn lock_import(&self, id: &Uuid) -> Result<crate::lock::StoreLock> {
         let path = ObjectPath::new(&self.container, format!("{}{id}.import.lock", self.prefix));
         crate::lock::StoreLock::acquire(&self.store, path, &format!("the import of image {id}"))
     }
 
     /// Takes the lock of exports of image `id` to `dest` (a container URL): two exports
     /// into one container write the same names, and only one may at a time.
-    pub fn lock_export(&self, id: &Uuid, dest: &str) -> Result<Option<crate::lock::StoreLock>> {
+    pub fn lock_export(&self, id: &Uuid, dest: &str) -> Result<crate::lock::StoreLock> {
         use md5::Digest;
         let key = hex::encode(&md5::Md5::digest(dest.as_bytes())[..8]);
         let path = ObjectPath::new(

@@ -182,3 +182,19 @@ pub fn unique(tag: &str) -> String {
             % 1_000_000
     )
 }
+
+/// The names of every object in the test Swift's `container` (empty when there is none).
+pub fn swift_objects(container: &str) -> Vec<String> {
+    use cloudimg_pipeline::swift::{SwiftAuth, SwiftStore};
+    let env = swift_env().expect("the test Swift");
+    let store = SwiftStore::new(SwiftAuth::V1 {
+        auth_url: env.auth_url.clone(),
+        user: env.user.clone(),
+        key: env.key.clone(),
+    });
+    match cloudimg_pipeline::store::list_all(&store, container, "") {
+        Ok(l) => l.into_iter().map(|e| e.name).collect(),
+        Err(e) if e.kind() == cloudimg_pipeline::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("list {container}: {e}"),
+    }
+}

@@ -185,19 +185,6 @@ fn atomic_write(
     expect_len: Option<u64>,
     expect_md5: Option<&str>,
 ) -> Result<(u64, String)> {
-    write_new(dest, src, expect_len, expect_md5, false)
-}
-
-/// [`atomic_write`], or with `if_absent` a create-only write: the temporary file is
-/// linked to `dest`, which fails (412) when the name is taken, so of two writers exactly
-/// one creates it.
-fn write_new(
-    dest: &Path,
-    src: &mut dyn Read,
-    expect_len: Option<u64>,
-    expect_md5: Option<&str>,
-    if_absent: bool,
-) -> Result<(u64, String)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let target = dest.display().to_string();
     let dir = dest.parent().unwrap_or(Path::new("."));
@@ -237,24 +224,7 @@ fn write_new(
         // Durable before it is acknowledged: the data synced, the name switched, then the
         // folder synced so the new name survives a power loss (rename alone does not).
         f.sync_data().map_err(|e| Error::io("put", &target, e))?;
-        if if_absent {
-            match fs::hard_link(&tmp, dest) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(Error::new(
-                        ErrorKind::Permanent,
-                        "put",
-                        &target,
-                        "the object exists (create only)",
-                    )
-                    .with_status(412))
-                }
-                Err(e) => return Err(Error::io("put", &target, e)),
-            }
-            fs::remove_file(&tmp).map_err(|e| Error::io("put", &target, e))?;
-        } else {
-            fs::rename(&tmp, dest).map_err(|e| Error::io("put", &target, e))?;
-        }
+        fs::rename(&tmp, dest).map_err(|e| Error::io("put", &target, e))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| Error::io("put", &target, e))?;
@@ -315,21 +285,15 @@ impl ObjectStore for LocalStore {
         let mut r = body
             .reader()
             .map_err(|e| Error::io("put", self.url(path), e))?;
-        let (n, md5) = write_new(
-            &file,
-            &mut r,
-            Some(body.len()),
-            opts.md5.as_deref(),
-            opts.if_absent,
-        )
-        .map_err(|e| {
-            let status = e.status();
-            let out = Error::new(e.kind(), "put", self.url(path), e.detail().to_string());
-            match status {
-                Some(s) => out.with_status(s),
-                None => out,
-            }
-        })?;
+        let (n, md5) =
+            atomic_write(&file, &mut r, Some(body.len()), opts.md5.as_deref()).map_err(|e| {
+                let status = e.status();
+                let out = Error::new(e.kind(), "put", self.url(path), e.detail().to_string());
+                match status {
+                    Some(s) => out.with_status(s),
+                    None => out,
+                }
+            })?;
         let md = fs::metadata(&file).map_err(|e| Error::io("put", self.url(path), e))?;
         self.write_meta(
             path,
@@ -346,7 +310,20 @@ impl ObjectStore for LocalStore {
     }
 
     fn get(&self, path: &ObjectPath, range: Option<Range<u64>>) -> Result<GetStream> {
-        let pieces = self.pieces(path)?;
+        let mut pieces = self.pieces(path)?;
+        // A plain object is opened now and its length taken from the open file: the reader
+        // then reads one version even when the name is replaced or deleted meanwhile.
+        let mut opened = None;
+        if let [(f, len)] = &mut pieces[..] {
+            if *f == self.file_path(path)? {
+                let file = File::open(&f).map_err(|e| Error::io("get", self.url(path), e))?;
+                *len = file
+                    .metadata()
+                    .map_err(|e| Error::io("get", self.url(path), e))?
+                    .len();
+                opened = Some(file);
+            }
+        }
         let total: u64 = pieces.iter().map(|p| p.1).sum();
         let range = range.unwrap_or(0..total);
         if range.start > range.end || range.end > total {
@@ -371,7 +348,11 @@ impl ObjectStore for LocalStore {
         let len = range.end - range.start;
         Ok(GetStream {
             reader: Box::new(LengthChecked {
-                inner: ChainReader { queue, cur: None },
+                inner: ChainReader {
+                    queue,
+                    opened,
+                    cur: None,
+                },
                 remaining: len,
             }),
             len,
@@ -445,8 +426,16 @@ impl ObjectStore for LocalStore {
         let mut entries = Vec::with_capacity(names.len());
         for name in names {
             let p = ObjectPath::new(container, name);
-            let (file, md) = self.stat(&p)?;
-            let etag = self.etag_of(&p, &file, &md)?;
+            // An object deleted since the walk is not listed (as on Swift): concurrent
+            // writers and deleters (store locks) list the same names.
+            let found = self
+                .stat(&p)
+                .and_then(|(file, md)| Ok((self.etag_of(&p, &file, &md)?, md)));
+            let (etag, md) = match found {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             entries.push(ListEntry {
                 name: p.name,
                 size: md.len(),
@@ -583,7 +572,11 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> io::Result<()> {
         };
         let ft = entry.file_type()?;
         if ft.is_dir() {
-            walk(&entry.path(), &full, out)?;
+            match walk(&entry.path(), &full, out) {
+                // Removed meanwhile (its last object deleted).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                r => r?,
+            }
         } else if ft.is_file() {
             out.push(full);
         }
@@ -594,6 +587,8 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> io::Result<()> {
 /// Reads pieces (file, offset, len) one after the other, opening each lazily.
 struct ChainReader {
     queue: VecDeque<(PathBuf, u64, u64)>,
+    /// The file of a one-piece queue, opened already.
+    opened: Option<File>,
     cur: Option<io::Take<File>>,
 }
 
@@ -610,7 +605,10 @@ impl Read for ChainReader {
             let Some((path, off, len)) = self.queue.pop_front() else {
                 return Ok(0);
             };
-            let mut f = File::open(&path)?;
+            let mut f = match self.opened.take() {
+                Some(f) => f,
+                None => File::open(&path)?,
+            };
             f.seek(SeekFrom::Start(off))?;
             self.cur = Some(f.take(len));
         }

@@ -294,16 +294,6 @@ impl ObjectStore for S3Store {
     }
 
     fn put(&self, path: &ObjectPath, body: &dyn Body, opts: &PutOptions) -> Result<PutResult> {
-        if opts.if_absent {
-            // Swift's s3api (our test server) ignores `If-None-Match: *` and overwrites:
-            // a create-only write we cannot trust is refused, never silently done.
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "put",
-                self.url(path),
-                "create-only writes (If-None-Match: *) are not supported on S3 stores",
-            ));
-        }
         let md5 = match &opts.md5 {
             Some(m) => normalize_etag(m),
             // S3 needs the MD5 up front to verify; hash the (re-readable) body first.

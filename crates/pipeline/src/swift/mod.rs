@@ -385,9 +385,6 @@ impl ObjectStore for SwiftStore {
         for (k, v) in &meta {
             headers.push((k.as_str(), v.clone()));
         }
-        if opts.if_absent {
-            headers.push(("If-None-Match", "*".into()));
-        }
         // The lean path sends in-memory bodies; it needs the MD5 before sending.
         if let Some(slice) = body.as_slice() {
             let md5 = match &opts.md5 {

@@ -81,7 +81,6 @@ pub(super) fn put(
             md5: Some(md5.clone()),
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone(),
-            ..Default::default()
         },
     )?;
     if let Some(p) = &opts.progress {
@@ -143,7 +142,6 @@ pub(super) fn put_positional(
             md5: (!checksums.md5.is_empty()).then(|| checksums.md5.clone()),
             content_type: opts.content_type.clone(),
             metadata: opts.metadata.clone(),
-            ..Default::default()
         },
     )?;
     let md5 = sent.etag;

@@ -149,18 +149,6 @@ fn primitives(store: &dyn ObjectStore, c: &str) {
     assert!(bad.kind().is_data_error());
     assert_eq!(store.head(&p).unwrap().etag.unwrap(), md5_hex(&d));
 
-    // Create only: of two creates the second is refused (412) and changes nothing.
-    let once = ObjectPath::new(c, "create-only");
-    let first = PutOptions {
-        if_absent: true,
-        ..Default::default()
-    };
-    match store.put(&once, &b"first".to_vec(), &first) {
-        Ok(_) => create_only(store, &once, &first),
-        // S3 refuses create-only writes rather than risk an overwrite.
-        Err(e) => assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}"),
-    }
-
     // Listing with pagination, in byte order.
     for i in 0..5 {
         store
@@ -416,15 +404,4 @@ fn auto_kind(store: &dyn ObjectStore, c: &str, seg: u64) {
     let s = upload(store, &p, Source::file(f.reopen().unwrap()).unwrap(), &o).unwrap();
     assert_eq!(s.segments, 3);
     assert_eq!(fetch(store, &p, 3, seg), d);
-}
-
-/// The second create of `once` is refused (412) and changes nothing.
-fn create_only(store: &dyn ObjectStore, once: &ObjectPath, first: &PutOptions) {
-    let again = store.put(once, &b"second".to_vec(), first).unwrap_err();
-    assert_eq!(again.status(), Some(412), "{again}");
-    assert_eq!(again.kind(), ErrorKind::Permanent);
-    assert_eq!(store.head(once).unwrap().etag.unwrap(), md5_hex(b"first"));
-    store.delete(once).unwrap();
-    store.put(once, &b"third".to_vec(), first).unwrap();
-    store.delete(once).unwrap();
 }
