@@ -290,10 +290,14 @@ impl Serialize for Image {
         m.serialize_entry("min_disk", &self.min_disk)?;
         m.serialize_entry("min_ram", &self.min_ram)?;
         m.serialize_entry("tags", &self.tags)?;
-        m.serialize_entry("created_at", &clock::show(&self.created_at))?;
-        m.serialize_entry("updated_at", &clock::show(&self.updated_at))?;
-        m.serialize_entry("file", &format_args!("/v2/images/{}/file", self.id))?;
-        m.serialize_entry("self", &format_args!("/v2/images/{}", self.id))?;
+        let mut stamp = [0u8; clock::SHOWN];
+        m.serialize_entry("created_at", clock::show_in(&self.created_at, &mut stamp))?;
+        let mut stamp = [0u8; clock::SHOWN];
+        m.serialize_entry("updated_at", clock::show_in(&self.updated_at, &mut stamp))?;
+        // Plain concatenations: formatting machinery was a visible share of a list page.
+        let link = ["/v2/images/", self.id.as_str(), "/file"].concat();
+        m.serialize_entry("file", &link)?;
+        m.serialize_entry("self", &link[..link.len() - "/file".len()])?;
         m.serialize_entry("schema", "/v2/schemas/image")?;
         m.end()
     }
