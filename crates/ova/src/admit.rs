@@ -6,13 +6,13 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::{sanitize, SafeName};
 use crate::source::Limits;
-use crate::tar::{EntryType, Header};
+use crate::tar::{EntryHeader, EntryType};
 
 /// Decides whether an entry may be unpacked: `Ok(None)` for the archive root
 /// (skipped), `Ok(Some(file name))` for a file, an error for anything unsafe.
 /// `count` is the entry's ordinal; `seen` tells whether a name was taken.
 pub(crate) fn admit(
-    header: &Header,
+    header: &EntryHeader,
     count: usize,
     limits: &Limits,
     seen: impl Fn(&str) -> bool,
@@ -33,33 +33,33 @@ pub(crate) fn admit(
                 "subdirectories are not supported (packages are flat)",
             ))
         }
-        (EntryType::HardLink | EntryType::Symlink, _) => {
+        (EntryType::Link | EntryType::Symlink, _) => {
             return Err(Error::new(
                 ErrorKind::UnsafeEntry,
                 format!(
                     "{} to {:?} refused",
-                    ty.name(),
+                    type_name(ty),
                     String::from_utf8_lossy(&header.link_name)
                 ),
             ))
         }
-        (EntryType::CharDevice | EntryType::BlockDevice | EntryType::Fifo, _) => {
+        (EntryType::Char | EntryType::Block | EntryType::Fifo, _) => {
             return Err(Error::new(
                 ErrorKind::UnsafeEntry,
-                format!("{} refused", ty.name()),
+                format!("{} refused", type_name(ty)),
             ))
         }
-        (t, _) if !t.is_file() => {
+        (EntryType::Regular | EntryType::Continuous, _) => {}
+        (t, _) => {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
                     "{} (type {:?}) not supported",
-                    t.name(),
-                    t.to_byte() as char
+                    type_name(t),
+                    t.as_byte() as char
                 ),
             ))
         }
-        _ => {}
     }
     let SafeName::File(file_name) = name else {
         return Err(Error::new(
@@ -83,4 +83,23 @@ pub(crate) fn admit(
         ));
     }
     Ok(Some(file_name))
+}
+
+/// A short name of an entry type, for messages.
+fn type_name(t: EntryType) -> &'static str {
+    match t {
+        EntryType::Regular | EntryType::Continuous => "regular file",
+        EntryType::Link => "hard link",
+        EntryType::Symlink => "symbolic link",
+        EntryType::Char => "character device",
+        EntryType::Block => "block device",
+        EntryType::Directory => "directory",
+        EntryType::Fifo => "fifo",
+        EntryType::GNULongName => "GNU long name",
+        EntryType::GNULongLink => "GNU long link",
+        EntryType::GNUSparse => "GNU sparse file",
+        EntryType::XHeader => "pax header",
+        EntryType::XGlobalHeader => "pax global header",
+        _ => "unknown entry type",
+    }
 }

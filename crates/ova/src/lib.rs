@@ -1,6 +1,6 @@
 //! Tarballs of VHD images, as cloud image services move them.
 //!
-//! - [`tar`]: ustar headers, a streaming reader and writer.
+//! - [`tar`]: a streaming reader and writer over the `tar` crate's headers.
 //! - [`gzip`]: a parallel gzip writer (pigz style, one standard member) and an
 //!   indexed multi-member form that a reader can decompress in parallel and seek.
 //! - [`pack`]: entries into a (compressed) tar with digests of the output.

@@ -8,7 +8,7 @@ mod common;
 use cloudimg_ova::gzip::indexed::{IndexedGzWriter, IndexedReader, NamedRange};
 use cloudimg_ova::gzip::{GzOptions, MemberReader};
 use cloudimg_ova::source::Decoder;
-use cloudimg_ova::tar::{Header, TarWriter};
+use cloudimg_ova::tar::TarWriter;
 use cloudimg_ova::{unpack, ErrorKind, Expected, Limits, UnpackOptions};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -190,10 +190,9 @@ fn package() -> (
     let a = common::content(900_000, 11);
     let b = common::content(1_300_000, 12);
     let mut t = TarWriter::new(Vec::new());
-    t.append_header(&Header::file("a.bin", a.len() as u64, 0), &a[..])
-        .unwrap();
-    t.append_header(&Header::file("b.bin", b.len() as u64, 0), &b[..])
-        .unwrap();
+    t.set_mtime(0);
+    t.append("a.bin", a.len() as u64, &a[..]).unwrap();
+    t.append("b.bin", b.len() as u64, &b[..]).unwrap();
     let tar = t.finish().unwrap();
     let (gz, index) = indexed(&tar);
     (gz, a, b, index)
@@ -277,8 +276,7 @@ fn unpack_of_a_corrupt_member_leaves_nothing() {
 fn bombs_stop_at_the_ratio_cap_in_parallel_too() {
     let zeros = vec![0u8; 24 << 20];
     let mut t = TarWriter::new(Vec::new());
-    t.append_header(&Header::file("0.vhd", zeros.len() as u64, 0), &zeros[..])
-        .unwrap();
+    t.append("0.vhd", zeros.len() as u64, &zeros[..]).unwrap();
     let (gz, _) = indexed(&t.finish().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");

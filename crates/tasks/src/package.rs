@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::imagestore::{PackageInfo, SegmentInfo};
 use cloudimg_ova::gzip::indexed::{IndexedGzWriter, NamedRange};
 use cloudimg_ova::gzip::GzOptions;
-use cloudimg_ova::tar::{Header, BLOCK};
+use cloudimg_ova::tar::{file_header, BLOCK};
 use cloudimg_pipeline::hash::Digests;
 use cloudimg_pipeline::upload::{self, LargeKind, Source, UploadOptions, UploadSummary};
 use cloudimg_pipeline::{ObjectPath, ObjectStore};
@@ -238,15 +238,14 @@ impl PackageWriter {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let header = Header::file(member, len, mtime)
-            .to_bytes()
+        let header = file_header(member, len, mtime)
             .map_err(|e| Error::package("write tar header", &url, e))?;
-        gz.write_all(&header)
+        gz.write_all(header.as_bytes())
             .map_err(|e| crate::error::from_io("write package", &url, e))?;
         Ok(PackageWriter {
             gz: Some(gz),
             member: member.to_string(),
-            data_offset: header.len() as u64,
+            data_offset: BLOCK as u64,
             entry_len: len,
             written: 0,
             url,

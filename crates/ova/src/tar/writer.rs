@@ -1,12 +1,18 @@
 //! A streaming ustar writer over any `Write`: each entry is a name, a length
 //! known up front, and any `Read` that yields exactly that many bytes, so a
 //! VHD writer whose output length is precomputed streams straight through.
+//!
+//! The `tar` crate's `Builder` writes header, data and padding. On top: the
+//! source must yield exactly the declared length (the crate pads whatever it
+//! got, which would make a silently wrong archive), sources are read in large
+//! pieces (the crate copies through an 8 KiB buffer), and the offsets of every
+//! entry are kept for the indexed gzip layout.
 
-use super::header::{padded, Header, BLOCK};
+use super::{padded, EntryType, Header, BLOCK};
 use crate::error::{Error, ErrorKind, Result};
-use std::io::{self, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
-/// Copy buffer: large enough that a parallel gzip writer below sees big writes.
+/// Read size from an entry's source.
 const COPY_BUF: usize = 256 * 1024;
 
 /// Where an entry landed in the (uncompressed) archive.
@@ -20,10 +26,36 @@ pub struct WrittenEntry {
     pub size: u64,
 }
 
+/// The ustar header we write for a regular file: mode 0644, root owner. Names
+/// over 100 bytes are split into the ustar prefix at a `/`; absolute names,
+/// `..` and names that cannot be split are refused.
+pub fn file_header(name: &str, size: u64, mtime: u64) -> Result<Header> {
+    let bad = |e: io::Error| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("cannot write a ustar header: {e}"),
+        )
+        .member(name)
+    };
+    let mut h = Header::new_ustar();
+    h.set_path(name).map_err(bad)?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h.set_username("root").map_err(bad)?;
+    h.set_groupname("root").map_err(bad)?;
+    h.set_entry_type(EntryType::Regular);
+    h.set_cksum();
+    Ok(h)
+}
+
 /// Writes a ustar archive entry by entry; [`TarWriter::finish`] writes the
-/// end-of-archive marker.
+/// end-of-archive marker. Dropped unfinished (after an error), the crate's
+/// builder still writes the marker; callers remove such output.
 pub struct TarWriter<W: Write> {
-    inner: W,
+    builder: ::tar::Builder<W>,
     pos: u64,
     mtime: u64,
     entries: Vec<WrittenEntry>,
@@ -37,7 +69,7 @@ impl<W: Write> TarWriter<W> {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         TarWriter {
-            inner,
+            builder: ::tar::Builder::new(inner),
             pos: 0,
             mtime: now,
             entries: Vec::new(),
@@ -60,97 +92,120 @@ impl<W: Write> TarWriter<W> {
     }
 
     pub fn get_ref(&self) -> &W {
-        &self.inner
+        self.builder.get_ref()
     }
 
     pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
+        self.builder.get_mut()
     }
 
     /// Appends a regular file `name` of exactly `len` bytes read from `data`.
     /// A source that ends early or has bytes left over is an error: the archive
     /// would otherwise be silently wrong.
     pub fn append(&mut self, name: &str, len: u64, data: impl Read) -> Result<&WrittenEntry> {
-        let header = Header::file(name, len, self.mtime);
+        let header = file_header(name, len, self.mtime)?;
         self.append_header(&header, data)
     }
 
-    /// Appends an entry with a caller-built header; `data` must yield `header.size` bytes.
-    pub fn append_header(&mut self, header: &Header, mut data: impl Read) -> Result<&WrittenEntry> {
-        let name = String::from_utf8_lossy(&header.name).into_owned();
-        let block = header.to_bytes().map_err(|e| e.member(name.clone()))?;
+    /// Appends an entry with a caller-built header (any type, any name: tests
+    /// build hostile archives with it); `data` must yield the header's size.
+    pub fn append_header(&mut self, header: &Header, data: impl Read) -> Result<&WrittenEntry> {
+        let name = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+        let size = header.entry_size().map_err(|e| {
+            Error::new(ErrorKind::InvalidArgument, format!("header size: {e}")).member(&*name)
+        })?;
         let header_offset = self.pos;
-        self.write_all(&block, &name)?;
-        let data_offset = self.pos;
-        let mut buf = vec![
-            0u8;
-            COPY_BUF
-                .min(usize::try_from(header.size).unwrap_or(COPY_BUF))
-                .max(1)
-        ];
-        let mut left = header.size;
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match data.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidArgument,
-                        format!(
-                            "source ended {left} bytes short of the declared {}",
-                            header.size
-                        ),
-                    )
-                    .member(name)
-                    .at(self.pos))
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read entry source", e).member(name).at(self.pos)),
-            };
-            self.write_all(&buf[..n], &name)?;
-            left -= n as u64;
-        }
-        let mut probe = [0u8; 1];
-        loop {
-            match data.read(&mut probe) {
-                Ok(0) => break,
-                Ok(_) => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidArgument,
-                        format!("source is longer than the declared {} bytes", header.size),
-                    )
-                    .member(name))
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io("read entry source", e).member(name)),
-            }
-        }
-        let pad = (padded(header.size) - header.size) as usize;
-        self.write_all(&[0u8; BLOCK][..pad], &name)?;
+        let mut src = Exact {
+            inner: BufReader::with_capacity(COPY_BUF, data),
+            declared: size,
+            left: size,
+            name: &name,
+            at: header_offset + BLOCK as u64,
+        };
+        self.builder.append(header, &mut src).map_err(|e| {
+            Error::io("write archive", e)
+                .member(&*name)
+                .at(header_offset)
+        })?;
+        self.pos += BLOCK as u64 + padded(size);
         self.entries.push(WrittenEntry {
             name,
             header_offset,
-            data_offset,
-            size: header.size,
+            data_offset: header_offset + BLOCK as u64,
+            size,
         });
         Ok(self.entries.last().expect("just pushed"))
     }
 
     /// Writes the end-of-archive marker (two zero blocks) and returns the sink.
-    pub fn finish(mut self) -> Result<W> {
-        self.write_all(&[0u8; 2 * BLOCK], "end-of-archive")?;
-        self.inner
+    pub fn finish(self) -> Result<W> {
+        let at = self.pos;
+        let mut inner = self.builder.into_inner().map_err(|e| {
+            Error::io("write archive", e)
+                .member("end-of-archive")
+                .at(at)
+        })?;
+        inner
             .flush()
-            .map_err(|e| Error::io("flush archive", e).at(self.pos))?;
-        Ok(self.inner)
+            .map_err(|e| Error::io("flush archive", e).at(at + 2 * BLOCK as u64))?;
+        Ok(inner)
     }
+}
 
-    fn write_all(&mut self, bytes: &[u8], what: &str) -> Result<()> {
-        self.inner
-            .write_all(bytes)
-            .map_err(|e| Error::io("write archive", e).member(what).at(self.pos))?;
-        self.pos += bytes.len() as u64;
-        Ok(())
+/// An entry's source held to its declared length: short or long is an error
+/// naming the entry, raised inside the builder's copy.
+struct Exact<'a, R> {
+    inner: R,
+    declared: u64,
+    left: u64,
+    name: &'a str,
+    /// Archive offset of the next data byte.
+    at: u64,
+}
+
+impl<R: Read> Read for Exact<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut probe = [0u8; 1];
+        let target = if self.left == 0 {
+            &mut probe[..]
+        } else {
+            let want = buf
+                .len()
+                .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            &mut buf[..want]
+        };
+        let n = loop {
+            match self.inner.read(target) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::io("read entry source", e)
+                        .member(self.name)
+                        .at(self.at)
+                        .into_io())
+                }
+            }
+        };
+        let why = match (n, self.left) {
+            (0, 0) => return Ok(0),
+            (_, 0) => format!("source is longer than the declared {} bytes", self.declared),
+            (0, left) => format!(
+                "source ended {left} bytes short of the declared {}",
+                self.declared
+            ),
+            (n, _) => {
+                self.left -= n as u64;
+                self.at += n as u64;
+                return Ok(n);
+            }
+        };
+        Err(Error::new(ErrorKind::InvalidArgument, why)
+            .member(self.name)
+            .at(self.at)
+            .into_io())
     }
 }
 
@@ -166,6 +221,7 @@ mod tests {
         w.append("0.vhd", 5, &b"hello"[..]).unwrap();
         w.append("1.vhd", 600, &[1u8; 600][..]).unwrap();
         assert_eq!(w.entries()[1].data_offset, 512 + 512 + 512);
+        assert_eq!(w.position(), 512 + 512 + 512 + 1024);
         let bytes = w.finish().unwrap();
         assert_eq!(bytes.len(), 512 + 512 + 512 + 1024 + 1024);
         let mut r = TarReader::new(&bytes[..]);
@@ -183,8 +239,25 @@ mod tests {
         let mut w = TarWriter::new(Vec::new());
         let e = w.append("a", 10, &b"short"[..]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e.member_name(), Some("a"));
         let mut w = TarWriter::new(Vec::new());
         let e = w.append("a", 2, &b"long"[..]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn headers_split_long_names_and_take_large_sizes() {
+        let name = format!("{}/{}", "d".repeat(120), "f".repeat(90));
+        let h = file_header(&name, 10 << 30, 0).unwrap();
+        assert_eq!(&h.as_bytes()[257..263], b"ustar\0");
+        assert_eq!(h.path_bytes().as_ref(), name.as_bytes());
+        assert_eq!(h.as_bytes()[124] & 0x80, 0x80);
+        assert_eq!(h.entry_size().unwrap(), 10 << 30);
+        for bad in ["x".repeat(150), "../x".into(), "/etc/x".into()] {
+            assert_eq!(
+                file_header(&bad, 0, 0).unwrap_err().kind(),
+                ErrorKind::InvalidArgument
+            );
+        }
     }
 }
