@@ -7,10 +7,10 @@
 #   BENCH_IMAGES=10000 BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CONNS=50
 #   BENCH_PATH='/v2/images?limit=25' (the request wrk repeats)
 #
-# Both catalogs (SQLite file, a fresh PostgreSQL database on scripts/pg-up.sh's server)
-# are seeded once, through OLD's API and api_helper.py's clone, so both builds must
-# share the schema. Each round runs OLD then NEW on SQLite then PostgreSQL, with a 2 s
-# warm-up of each server. "ms CPU/req" is the server process's user+sys over the
+# Each build gets its own two catalogs (a SQLite file, a fresh PostgreSQL database on
+# scripts/pg-up.sh's server), seeded alike through its own API and api_helper.py's clone,
+# so the builds may differ in schema. Each round runs OLD then NEW on SQLite then
+# PostgreSQL, with a 2 s warm-up of each server. "ms CPU/req" is the server process's user+sys over the
 # requests wrk counted: comparable on a busy machine, where requests/s and p99 are not.
 source "$(dirname "$0")/lib.sh"
 need curl psql wrk bc
@@ -32,15 +32,18 @@ if [ -z "${CLOUDIMG_PG_URL:-}" ]; then
     # shellcheck disable=SC1091
     source "$bench_root/target/pg.env"
 fi
-pg_db="bench_ab_$$"
 pg_admin="${CLOUDIMG_PG_URL%/*}/postgres"
-pg_url="${CLOUDIMG_PG_URL%/*}/$pg_db"
-psql "$pg_admin" -X -q -c "CREATE DATABASE $pg_db" >&2
+pg_url() { echo "${CLOUDIMG_PG_URL%/*}/bench_ab_$$_${1,,}"; }
+for which in OLD NEW; do
+    psql "$pg_admin" -X -q -c "CREATE DATABASE bench_ab_$$_${which,,}" >&2
+done
 spid=
 cleanup() {
-    [ -n "$spid" ] && kill -- "-$spid" 2>/dev/null
+    if [ -n "$spid" ]; then kill -- "-$spid" 2>/dev/null || true; fi
     sleep 1
-    psql "$pg_admin" -X -q -c "DROP DATABASE IF EXISTS $pg_db" >&2 || true
+    for which in OLD NEW; do
+        psql "$pg_admin" -X -q -c "DROP DATABASE IF EXISTS bench_ab_$$_${which,,}" >&2 || true
+    done
     cleanup_bench api_ab
 }
 trap cleanup EXIT
@@ -71,15 +74,21 @@ stop() {
 }
 ticks() { sed 's/.*) //' "/proc/$spid/stat" | awk '{ print $12 + $13 }'; }
 
-for db in "sqlite:$d/catalog.db" "$pg_url"; do
-    start "$1" "$db"
-    id="$(curl -sS -f -X POST -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
-        -d "$template" "$url/v2/images" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
-    stop
-    case "$db" in
-    sqlite:*) "$py" "$helper" clone --sqlite "$d/catalog.db" --template "$id" --count "$images" >&2 ;;
-    *) "$py" "$helper" clone --pg "$pg_url" --template "$id" --count "$images" >&2 ;;
-    esac
+# binary WHICH: the build under test.
+binary() { if [ "$1" = OLD ]; then echo "$old"; else echo "$new"; fi; }
+old="$1"
+new="$2"
+for which in OLD NEW; do
+    for db in "sqlite:$d/catalog-$which.db" "$(pg_url "$which")"; do
+        start "$(binary "$which")" "$db"
+        id="$(curl -sS -f -X POST -H "X-Auth-Token: $token" -H 'Content-Type: application/json' \
+            -d "$template" "$url/v2/images" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+        stop
+        case "$db" in
+        sqlite:*) "$py" "$helper" clone --sqlite "${db#sqlite:}" --template "$id" --count "$images" >&2 ;;
+        *) "$py" "$helper" clone --pg "$db" --template "$id" --count "$images" >&2 ;;
+        esac
+    done
 done
 
 echo "$(date -u '+%F %H:%M UTC') · $(nproc) cores · $images images · wrk -t 2 -c $conns, ${secs} s · GET $path · load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -88,10 +97,8 @@ echo "| round | build | engine | requests/s | p99 | server ms CPU/req | server c
 echo "|---:|---|---|---:|---:|---:|---:|"
 for r in $(seq "$rounds"); do
     for which in OLD NEW; do
-        bin="$1"
-        [ "$which" = NEW ] && bin="$2"
-        for db in "sqlite:$d/catalog.db" "$pg_url"; do
-            start "$bin" "$db"
+        for db in "sqlite:$d/catalog-$which.db" "$(pg_url "$which")"; do
+            start "$(binary "$which")" "$db"
             wrk -t 2 -c "$conns" -d 2s -H "X-Auth-Token: $token" "$url$path" >/dev/null
             t0="$(ticks)"
             s0="$(date +%s.%N)"
