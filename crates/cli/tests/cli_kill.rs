@@ -88,14 +88,18 @@ fn killed_imports_rerun_to_one_image_of_the_source() {
             1,
             "{point}: {names:?}"
         );
-        // A segment the dead run was writing may stay behind as a hidden temporary of
-        // the local store (never listed, never served; not yet removed, see DESIGN.md).
+        // No lock entry and no temporary of the dead run (the re-run's first write into a
+        // folder removes those of writers no longer running).
         assert!(
             names
                 .iter()
-                .filter(|n| !n.starts_with(".cloudimg-tmp."))
                 .all(|n| n.starts_with(id) && !n.contains(".lock") && !n.contains("tmp")),
             "{point}: {names:?}"
+        );
+        let all = files(&store);
+        assert!(
+            !all.iter().any(|n| n.contains(".cloudimg-tmp.")),
+            "{point}: {all:?}"
         );
         let exports = dir.path().join("out/exports");
         std::fs::create_dir_all(&exports).unwrap();
@@ -145,14 +149,13 @@ fn killed_exports_rerun_to_the_source_disk() {
         ok(&cloudimg().args(args).output().unwrap());
         let got = local_export(&exports, &manifest, &dir.path().join("x.vhd")).unwrap();
         assert!(raw_of(&got) == raw, "{point}: the export is the source");
-        // No lock is left; a temporary file a killed writer left (its data or a
-        // sidecar) keeps its hidden name, which listings skip and object names refuse.
+        // No lock entry and no temporary (data or sidecar) of the killed run is left.
         let all = files(dir.path());
-        assert!(!all.iter().any(|n| n.contains(".lock")), "{point}: {all:?}");
-        for n in all.iter().filter(|n| n.contains(".cloudimg-tmp")) {
-            let base = n.rsplit('/').next().unwrap();
-            assert!(base.starts_with(".cloudimg-tmp."), "{point}: {n}");
-        }
+        assert!(
+            !all.iter()
+                .any(|n| n.contains(".lock") || n.contains(".cloudimg-tmp")),
+            "{point}: {all:?}"
+        );
         std::fs::remove_dir_all(dir.path().join("dest")).unwrap();
     }
 }
@@ -181,6 +184,14 @@ fn killed_uploads(dir: &Path, dest: &str, input: &Path) -> Vec<Vec<u8>> {
             .unwrap();
         assert!(!o.status.success(), "{point}: a killed upload is readable");
         ok(&cloudimg().args(args).output().unwrap());
+        if let Some(obj) = dest.strip_prefix("file://") {
+            // The re-run removed the killed run's temporaries (store root: two up).
+            let all = files(Path::new(obj).parent().unwrap().parent().unwrap());
+            assert!(
+                !all.iter().any(|n| n.contains(".cloudimg-tmp")),
+                "{point}: {all:?}"
+            );
+        }
         ok(&cloudimg()
             .args(["download", dest, s(&back)])
             .output()

@@ -133,7 +133,8 @@ fn two_identical_imports_at_once_on_swift_make_one_image() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (vhd, raw) = vhd_of(dir.path(), "disk.vhd", 4, 2);
-    let src = support::unique("race-src");
+    let gc = support::SwiftCleanup::default();
+    let src = gc.add(support::unique("race-src"));
     let from = format!("swift://{src}/disk.vhd");
     ok(&cloudimg()
         .arg("upload")
@@ -144,7 +145,7 @@ fn two_identical_imports_at_once_on_swift_make_one_image() {
     let tag = support::unique("race-img");
     let disk = identical_imports(
         &from,
-        &|round| format!("swift://{tag}-{round}"),
+        &|round| format!("swift://{}", gc.add(format!("{tag}-{round}"))),
         SWIFT_ROUNDS,
     );
     assert!(disk == raw, "the stored image's disk equals the source");
@@ -222,8 +223,9 @@ fn two_exports_into_one_swift_container_at_once_leave_one_export() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (store, id, raw) = imported(dir.path(), 6);
+    let gc = support::SwiftCleanup::default();
     for round in 0..SWIFT_ROUNDS {
-        let to = format!("swift://{}", support::unique("race-exp"));
+        let to = format!("swift://{}", gc.add(support::unique("race-exp")));
         // An upload makes its container.
         let tiny = dir.path().join("tiny");
         std::fs::write(&tiny, b"x").unwrap();

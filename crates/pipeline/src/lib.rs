@@ -22,6 +22,7 @@ pub mod error;
 pub mod hash;
 pub mod http;
 pub mod httpwire;
+pub mod liveness;
 pub mod local;
 mod md5pair;
 mod pool;

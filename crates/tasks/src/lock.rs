@@ -37,6 +37,7 @@
 //! live run counts on it.
 
 use crate::error::{Error, ErrorKind, Result};
+use cloudimg_pipeline::liveness::{boot_id, pid_start};
 use cloudimg_pipeline::{ObjectPath, ObjectStore, PutOptions};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -274,22 +275,6 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// The start time (clock ticks after boot) of process `pid`, `None` when it does not
-/// run: with the pid it names one process, never a later one given the same pid.
-fn pid_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces and parentheses).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // Field 22 overall is the 20th after the name's.
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]

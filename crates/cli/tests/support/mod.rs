@@ -198,3 +198,34 @@ pub fn swift_objects(container: &str) -> Vec<String> {
         Err(e) => panic!("list {container}: {e}"),
     }
 }
+
+/// Deletes test Swift containers (and what is in them) when dropped, pass or fail, with
+/// python-swiftclient: the race and crash tests make many small ones.
+#[derive(Default)]
+pub struct SwiftCleanup(pub std::sync::Mutex<Vec<String>>);
+
+impl SwiftCleanup {
+    /// `name`, returned, to be deleted at the end.
+    pub fn add(&self, name: String) -> String {
+        self.0.lock().unwrap().push(name.clone());
+        name
+    }
+}
+
+impl Drop for SwiftCleanup {
+    fn drop(&mut self) {
+        let Some(env) = swift_env() else {
+            return;
+        };
+        for c in self.0.lock().unwrap().iter() {
+            let _ = Command::new("swift")
+                .env("ST_AUTH", &env.auth_url)
+                .env("ST_USER", &env.user)
+                .env("ST_KEY", &env.key)
+                .env_remove("OS_AUTH_URL")
+                .env_remove("OS_STORAGE_URL")
+                .args(["delete", c])
+                .output();
+        }
+    }
+}

@@ -8,6 +8,11 @@
 //! are emulated the way Swift serves them: a DLO manifest is an empty file whose sidecar names
 //! a container and prefix, an SLO manifest an empty file whose sidecar lists segments; a plain
 //! `get` concatenates the segments. There are no multipart uploads.
+//!
+//! A temporary is named `.cloudimg-tmp.<writer>.<n>.<name>`, `<writer>` the writing
+//! process's [`crate::liveness::tag`]. A writer killed mid-way leaves it (listings skip it,
+//! names refuse it); the first write of a later process into that folder removes it once
+//! its writer surely no longer runs.
 
 mod meta;
 
@@ -19,12 +24,13 @@ use crate::store::{
     ObjectPath, ObjectStore, PutOptions, PutResult, SegmentRef,
 };
 use meta::{LocalManifest, Meta};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const META_DIR: &str = ".cloudimg-meta";
 const TMP_PREFIX: &str = ".cloudimg-tmp.";
@@ -193,9 +199,10 @@ fn atomic_write(
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("object");
+    sweep_once(dir);
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{}.{}.{base}",
-        std::process::id(),
+        crate::liveness::tag(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let res = (|| {
@@ -234,6 +241,40 @@ fn atomic_write(
         let _ = fs::remove_file(&tmp);
     }
     res
+}
+
+/// Removes, the first time this process writes into `dir`, the temporaries there of
+/// writers that surely no longer run (killed mid-write: their name carries their
+/// [`crate::liveness::tag`]); a live writer's, or one without a tag, is left alone.
+fn sweep_once(dir: &Path) {
+    static SWEPT: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    if !SWEPT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(dir.to_path_buf())
+    {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(tag) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TMP_PREFIX))
+            .and_then(|n| n.split('.').next())
+        else {
+            continue;
+        };
+        if crate::liveness::tag_is_gone(tag) {
+            log::info!(
+                "removing {} (its writer no longer runs)",
+                e.path().display()
+            );
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 impl ObjectStore for LocalStore {
@@ -612,5 +653,40 @@ impl Read for ChainReader {
             f.seek(SeekFrom::Start(off))?;
             self.cur = Some(f.take(len));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_removes_the_temporaries_of_dead_writers_only() {
+        let d = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(d.path()).unwrap();
+        store.ensure_container("c").unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = crate::liveness::pid_start(pid).unwrap_or(1);
+        child.wait().unwrap();
+        let boot = crate::liveness::tag().split('-').next().unwrap();
+        let dead = format!("{TMP_PREFIX}{boot}-{pid}-{start}.0.obj");
+        let live = format!("{TMP_PREFIX}{}.7.obj", crate::liveness::tag());
+        let untagged = format!("{TMP_PREFIX}{pid}.0.obj");
+        for n in [&dead, &live, &untagged] {
+            fs::write(d.path().join("c").join(n), b"partial").unwrap();
+        }
+        let p = ObjectPath::new("c", "obj");
+        store
+            .put(&p, &b"whole".to_vec(), &PutOptions::default())
+            .unwrap();
+        let mut left: Vec<String> = fs::read_dir(d.path().join("c"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want = vec![live, untagged, "obj".to_string()];
+        want.sort();
+        assert_eq!(left, want);
     }
 }

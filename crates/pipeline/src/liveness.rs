@@ -1,0 +1,77 @@
+//! Whether a process still runs, told apart from a later one given the same pid: what is
+//! needed to remove what a killed process left behind (local store temporaries, store
+//! lock entries) and never what a live one is writing.
+//!
+//! A process is named by its boot (`/proc/sys/kernel/random/boot_id`), its pid and the
+//! pid's start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`); the three
+//! together name one process ever.
+
+use std::sync::OnceLock;
+
+/// This boot's id, empty when unknown.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The start time of process `pid`, `None` when it does not run.
+pub fn pid_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Field 22 overall is the 20th after the name's.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process as `<boot id, 8 hex>-<pid>-<start>` (no `.` or `/`), for the names of
+/// files it may leave behind.
+pub fn tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let pid = std::process::id();
+        let boot: String = boot_id().chars().filter(|c| *c != '-').take(8).collect();
+        format!("{boot}-{pid}-{}", pid_start(pid).unwrap_or(0))
+    })
+}
+
+/// True when the process a [`tag`] names surely no longer runs: it ran before this boot,
+/// or its pid is gone or now another process's. False when it may run, or `tag` is not a
+/// tag (a name of another program, or of an older version: left alone).
+pub fn tag_is_gone(tag: &str) -> bool {
+    let mut f = tag.splitn(3, '-');
+    let (Some(boot), Some(pid), Some(start)) = (f.next(), f.next(), f.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    let mine = self::tag().split('-').next().unwrap_or_default();
+    if boot.len() != 8 || mine.len() != 8 || start == 0 {
+        return false;
+    }
+    boot != mine || pid_start(pid) != Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_runs_an_exited_child_does_not() {
+        assert!(!tag_is_gone(tag()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = pid_start(pid).unwrap_or(1);
+        child.wait().unwrap();
+        let boot = tag().split('-').next().unwrap();
+        assert!(tag_is_gone(&format!("{boot}-{pid}-{start}")));
+        // Another boot; not a tag.
+        let me = std::process::id();
+        let start = pid_start(me).unwrap();
+        assert!(tag_is_gone(&format!("00000000-{me}-{start}")) || boot == "00000000");
+        for t in ["", "123", "abc-def-ghi", "1234567-1-1"] {
+            assert!(!tag_is_gone(t), "{t}");
+        }
+    }
+}
