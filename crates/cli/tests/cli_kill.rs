@@ -3,7 +3,9 @@
 //! just before the manifest or the rename that publishes the output, mid-stream): nothing
 //! that looks finished is left, a re-run of the same command finishes with the same bytes
 //! (oracle: qemu-img's raw image, or the input itself), and the killed run's temporary
-//! files are cleaned or reused, never served.
+//! files are cleaned or reused, never served. Imports, exports, uploads and downloads run
+//! against the local store and the test Swift (when configured): there, after the re-run,
+//! a container holds the object and exactly its segments.
 
 mod support;
 
@@ -160,11 +162,16 @@ fn killed_exports_rerun_to_the_source_disk() {
     }
 }
 
-/// Uploads to `dest` killed at each point, then re-run; returns the uploaded object's
-/// bytes as a download reads them.
-fn killed_uploads(dir: &Path, dest: &str, input: &Path) -> Vec<Vec<u8>> {
+/// Uploads killed at each point, then re-run, to `dest_of(point)`; returns each
+/// destination with the uploaded object's bytes as a download reads them.
+fn killed_uploads(
+    dir: &Path,
+    input: &Path,
+    dest_of: &dyn Fn(&str) -> String,
+) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for point in UPLOAD_POINTS {
+        let dest = dest_of(point);
         let args = [
             "upload",
             "--segment-size",
@@ -172,14 +179,14 @@ fn killed_uploads(dir: &Path, dest: &str, input: &Path) -> Vec<Vec<u8>> {
             "-j",
             "2",
             s(input),
-            dest,
+            &dest,
         ];
         killed_at(point, &args);
         // Nothing readable under the name yet.
         let back = dir.join("back.bin");
         let _ = std::fs::remove_file(&back);
         let o = cloudimg()
-            .args(["download", dest, s(&back)])
+            .args(["download", &dest, s(&back)])
             .output()
             .unwrap();
         assert!(!o.status.success(), "{point}: a killed upload is readable");
@@ -193,12 +200,10 @@ fn killed_uploads(dir: &Path, dest: &str, input: &Path) -> Vec<Vec<u8>> {
             );
         }
         ok(&cloudimg()
-            .args(["download", dest, s(&back)])
+            .args(["download", &dest, s(&back)])
             .output()
             .unwrap());
-        out.push(std::fs::read(&back).unwrap());
-        // The next point starts from nothing.
-        remove(dest);
+        out.push((dest, std::fs::read(&back).unwrap()));
     }
     out
 }
@@ -223,8 +228,192 @@ fn killed_uploads_rerun_to_the_same_object() {
     std::fs::write(&input, &d).unwrap();
     let dest = format!("file://{}/store/c/obj.bin", dir.path().display());
     std::fs::create_dir_all(dir.path().join("store/c")).unwrap();
-    for got in killed_uploads(dir.path(), &dest, &input) {
+    let fresh = |_: &str| {
+        remove(&dest); // each point starts from nothing
+        dest.clone()
+    };
+    for (_, got) in killed_uploads(dir.path(), &input, &fresh) {
         assert!(got == d);
+    }
+}
+
+/// The objects of Swift container `c`: `name`, then its segments `name-00001`, ... whose
+/// sizes add up to `size` (the killed run's were reused or removed), and `others`.
+fn only_object_and_segments(c: &str, name: &str, size: u64, others: &[&str], point: &str) {
+    let all = support::swift_listing(c);
+    let segs: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| n.starts_with(&format!("{name}-")))
+        .collect();
+    let rest: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| !n.starts_with(&format!("{name}-")))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut want = [&[name], others].concat();
+    want.sort();
+    assert_eq!(rest, want, "{point}: {all:?}");
+    assert!(segs.len() > 1, "{point}: {all:?}");
+    assert_eq!(
+        segs.iter().map(|(_, n)| n).sum::<u64>(),
+        size,
+        "{point}: stray segments: {all:?}"
+    );
+    for (i, (n, _)) in segs.iter().enumerate() {
+        assert_eq!(*n, format!("{name}-{:05}", i + 1), "{point}: {all:?}");
+    }
+}
+
+#[test]
+fn killed_uploads_to_swift_rerun_to_the_same_object() {
+    if support::swift_env().is_none() {
+        return;
+    }
+    let gc = support::SwiftCleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.bin");
+    let d = data(3_500_000, 7);
+    std::fs::write(&input, &d).unwrap();
+    let fresh = |_: &str| format!("swift://{}/obj.bin", gc.add(support::unique("kill-up")));
+    for (dest, got) in killed_uploads(dir.path(), &input, &fresh) {
+        assert!(got == d, "{dest}");
+        let c = dest["swift://".len()..].split('/').next().unwrap();
+        only_object_and_segments(c, "obj.bin", d.len() as u64, &[], &dest);
+    }
+}
+
+#[test]
+fn killed_imports_into_swift_rerun_to_one_image_of_the_source() {
+    if support::swift_env().is_none() || !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let gc = support::SwiftCleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 13);
+    for point in UPLOAD_POINTS.iter().chain(&["import:before-record"]) {
+        let c = gc.add(support::unique("kill-imp"));
+        let store = format!("swift://{c}");
+        let args = [
+            "import",
+            "--from",
+            s(&vhd),
+            "--store",
+            &store,
+            "--name",
+            "d",
+            "--owner",
+            "p1",
+            "--package-segment-size",
+            "1048576",
+        ];
+        killed_at(point, &args);
+        let names = support::swift_objects(&c);
+        assert!(
+            !names.iter().any(|n| n.ends_with(".json")),
+            "{point}: a killed import left a record: {names:?}"
+        );
+        let t = ok(&cloudimg().args(args).output().unwrap());
+        let id = t["result"]["image_id"].as_str().unwrap();
+        // One record and one package whose segments add up to the recorded size.
+        let rec = dir.path().join("rec.json");
+        let _ = std::fs::remove_file(&rec);
+        ok(&cloudimg()
+            .args(["download", &format!("{store}/{id}.json"), s(&rec)])
+            .output()
+            .unwrap());
+        let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&rec).unwrap()).unwrap();
+        let size = rec["size"].as_u64().unwrap();
+        let record = format!("{id}.json");
+        only_object_and_segments(&c, &format!("{id}.tar.gz"), size, &[&record], point);
+        let exports = dir.path().join("out/exports");
+        std::fs::create_dir_all(&exports).unwrap();
+        ok(&cloudimg()
+            .args(export_args(&store, id, s(&exports)))
+            .output()
+            .unwrap());
+        let got = local_export(&exports, &format!("{id}.vhd"), &dir.path().join("x.vhd")).unwrap();
+        assert!(raw_of(&got) == raw, "{point}: the image is the source");
+        std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+    }
+}
+
+#[test]
+fn killed_exports_into_swift_rerun_to_the_source_disk() {
+    if support::swift_env().is_none() || !cloudimg_fixtures::env::require_tool("qemu-img") {
+        return;
+    }
+    let gc = support::SwiftCleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 14);
+    let store = dir.path().join("store");
+    let t = ok(&cloudimg()
+        .args(["import", "--from", s(&vhd), "--store", s(&store)])
+        .args(["--name", "d", "--owner", "p1"])
+        .output()
+        .unwrap());
+    let id = t["result"]["image_id"].as_str().unwrap().to_string();
+    let manifest = format!("{id}.vhd");
+    let tiny = dir.path().join("tiny");
+    std::fs::write(&tiny, b"x").unwrap();
+    for point in UPLOAD_POINTS {
+        let c = gc.add(support::unique("kill-exp"));
+        let to = format!("swift://{c}");
+        // An upload makes the container.
+        ok(&cloudimg()
+            .arg("upload")
+            .arg(&tiny)
+            .arg(format!("{to}/tiny"))
+            .output()
+            .unwrap());
+        let args = export_args(s(&store), &id, &to);
+        killed_at(point, &args);
+        let back = dir.path().join("back.vhd");
+        let _ = std::fs::remove_file(&back);
+        let o = cloudimg()
+            .args(["download", &format!("{to}/{manifest}"), s(&back)])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{point}: a killed export is readable");
+        ok(&cloudimg().args(args).output().unwrap());
+        ok(&cloudimg()
+            .args(["download", &format!("{to}/{manifest}"), s(&back)])
+            .output()
+            .unwrap());
+        assert!(raw_of(&back) == raw, "{point}: the export is the source");
+        let size = std::fs::metadata(&back).unwrap().len();
+        only_object_and_segments(&c, &manifest, size, &["tiny"], point);
+        let all = files(&store);
+        assert!(
+            !all.iter()
+                .any(|n| n.contains(".lock") || n.contains(".cloudimg-tmp")),
+            "{point}: {all:?}"
+        );
+    }
+}
+
+/// Downloads of `src` (holding `d`) killed at each point, then re-run.
+fn killed_downloads(dir: &Path, src: &str, d: &[u8]) {
+    for point in ["download:mid-stream", "download:before-publish"] {
+        let out_dir = dir.join("out");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let out = out_dir.join("disk.bin");
+        let args = ["download", "-j", "1", "--piece-size", "1M", src, s(&out)];
+        killed_at(point, &args);
+        assert!(
+            !out.exists(),
+            "{point}: a killed download published {out:?}"
+        );
+        let left = files(&out_dir);
+        assert_eq!(left.len(), 1, "{point}: {left:?}");
+        assert!(left[0].starts_with("disk.bin.part-"), "{left:?}");
+        ok(&cloudimg().args(args).output().unwrap());
+        assert!(std::fs::read(&out).unwrap() == d, "{point}: {src}");
+        assert_eq!(
+            files(&out_dir),
+            ["disk.bin"],
+            "{point}: the part was removed"
+        );
+        std::fs::remove_dir_all(&out_dir).unwrap();
     }
 }
 
@@ -240,30 +429,15 @@ fn killed_downloads_rerun_to_the_same_bytes_and_leave_no_part() {
         .args(["upload", "--segment-size", "1048576", s(&input), &src])
         .output()
         .unwrap());
-    {
-        let src = &src;
-        for point in ["download:mid-stream", "download:before-publish"] {
-            let out_dir = dir.path().join("out");
-            std::fs::create_dir_all(&out_dir).unwrap();
-            let out = out_dir.join("disk.bin");
-            let args = ["download", "-j", "1", "--piece-size", "1M", src, s(&out)];
-            killed_at(point, &args);
-            assert!(
-                !out.exists(),
-                "{point}: a killed download published {out:?}"
-            );
-            let left = files(&out_dir);
-            assert_eq!(left.len(), 1, "{point}: {left:?}");
-            assert!(left[0].starts_with("disk.bin.part-"), "{left:?}");
-            ok(&cloudimg().args(args).output().unwrap());
-            assert!(std::fs::read(&out).unwrap() == d, "{point}: {src}");
-            assert_eq!(
-                files(&out_dir),
-                ["disk.bin"],
-                "{point}: the part was removed"
-            );
-            std::fs::remove_dir_all(&out_dir).unwrap();
-        }
+    killed_downloads(dir.path(), &src, &d);
+    if support::swift_env().is_some() {
+        let gc = support::SwiftCleanup::default();
+        let src = format!("swift://{}/obj.bin", gc.add(support::unique("kill-dl")));
+        ok(&cloudimg()
+            .args(["upload", "--segment-size", "1048576", s(&input), &src])
+            .output()
+            .unwrap());
+        killed_downloads(dir.path(), &src, &d);
     }
 }
 

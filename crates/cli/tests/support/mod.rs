@@ -185,6 +185,11 @@ pub fn unique(tag: &str) -> String {
 
 /// The names of every object in the test Swift's `container` (empty when there is none).
 pub fn swift_objects(container: &str) -> Vec<String> {
+    swift_listing(container).into_iter().map(|e| e.0).collect()
+}
+
+/// Names and sizes of every object in the test Swift's `container`.
+pub fn swift_listing(container: &str) -> Vec<(String, u64)> {
     use cloudimg_pipeline::swift::{SwiftAuth, SwiftStore};
     let env = swift_env().expect("the test Swift");
     let store = SwiftStore::new(SwiftAuth::V1 {
@@ -193,7 +198,7 @@ pub fn swift_objects(container: &str) -> Vec<String> {
         key: env.key.clone(),
     });
     match cloudimg_pipeline::store::list_all(&store, container, "") {
-        Ok(l) => l.into_iter().map(|e| e.name).collect(),
+        Ok(l) => l.into_iter().map(|e| (e.name, e.size)).collect(),
         Err(e) if e.kind() == cloudimg_pipeline::ErrorKind::NotFound => Vec::new(),
         Err(e) => panic!("list {container}: {e}"),
     }
