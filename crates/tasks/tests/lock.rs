@@ -66,6 +66,25 @@ fn unique(tag: &str) -> String {
     format!("cimg-{tag}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Deletes the test's (empty) container, a bucket to S3, when dropped: `swift delete`.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let Some(env) = cloudimg_fixtures::env::swift() else {
+            return;
+        };
+        let _ = std::process::Command::new("swift")
+            .env("ST_AUTH", &env.auth_url)
+            .env("ST_USER", &env.user)
+            .env("ST_KEY", &env.key)
+            .env_remove("OS_AUTH_URL")
+            .env_remove("OS_STORAGE_URL")
+            .args(["delete", &self.0])
+            .output();
+    }
+}
+
 #[test]
 fn one_holder_at_a_time_on_swift() {
     let Some(env) = cloudimg_fixtures::env::swift() else {
@@ -76,8 +95,8 @@ fn one_holder_at_a_time_on_swift() {
         user: env.user.clone(),
         key: env.key.clone(),
     }));
-    // The container is left empty.
-    contend(store, &unique("lock"), 10);
+    let c = Cleanup(unique("lock"));
+    contend(store, &c.0, 10);
 }
 
 #[test]
@@ -91,5 +110,7 @@ fn one_holder_at_a_time_on_s3() {
         access_key: env.s3_access_key,
         secret_key: env.s3_secret_key,
     }));
-    contend(store, &unique("lock"), 10);
+    // s3api's buckets are the account's containers.
+    let c = Cleanup(unique("lock"));
+    contend(store, &c.0, 10);
 }
