@@ -128,7 +128,9 @@ impl Input {
         Ok(match format {
             InputFormat::Raw => (Input::Raw(path.to_path_buf()), format),
             InputFormat::Vhd => {
-                refuse_if_journaled(path)?;
+                // Checked under the layers' shared locks (in `Image::open` and below), never
+                // before: a running in-place coalesce also has a journal, and a reader that
+                // races it must be told "in use", not "interrupted".
                 let chain = Chain::open(path, &opts.chain)?;
                 for l in chain.layers() {
                     refuse_if_journaled(l.path())?;
