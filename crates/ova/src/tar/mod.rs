@@ -3,12 +3,14 @@
 //! [`reader`] streams entries front to back with our bounds on top of the
 //! crate's parsing; [`writer`] streams entries of a length known up front.
 
+pub mod header;
 pub mod reader;
 pub mod writer;
 
 pub use ::tar::{EntryType, Header};
+pub use header::file_header;
 pub use reader::{Entry, EntryHeader, TarReader};
-pub use writer::{file_header, TarWriter, WrittenEntry};
+pub use writer::{TarWriter, WrittenEntry};
 
 /// Size of a tar block (header or data record).
 pub const BLOCK: usize = 512;

@@ -361,7 +361,7 @@ fn classify(e: io::Error, eof: bool, failed: bool, pos: u64) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::super::writer::file_header;
+    use super::super::header::file_header;
     use super::*;
 
     fn read_all(archive: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
