@@ -17,6 +17,9 @@
 # host) and removing the previous output (this ext4 is mounted with `discard`:
 # freeing blocks waits for the disk), which a user who removes it first pays.
 #
+# CLOUDIMG_OLD=/path/to/an/older/cloudimg adds that build to the rotation
+# ("cloudimg old", run just before cloudimg): a change measured side by side.
+#
 # bash benches/compare/convert.sh
 # BENCH_SIZES="1024 8192" BENCH_PCTS="25 90" BENCH_RUNS=5 bash benches/compare/convert.sh
 source "$(dirname "$0")/lib.sh"
@@ -55,6 +58,8 @@ run_tool() {
     "qemu-img -t writeback:raw2vhd") timed "$group" "$tool" qemu-img convert -t writeback -f raw -O vpc -o subformat=dynamic,force_size=on "$in" "$target" ;;
     cloudimg:vhd2raw) timed "$group" "$tool" "$CLOUDIMG_BIN" convert "${ns[@]}" -f vpc -O raw "$in" "$target" ;;
     cloudimg:raw2vhd) timed "$group" "$tool" "$CLOUDIMG_BIN" convert "${ns[@]}" -f raw -O vpc -o subformat=dynamic "$in" "$target" ;;
+    "cloudimg old:vhd2raw") timed "$group" "$tool" "$CLOUDIMG_OLD" convert "${ns[@]}" -f vpc -O raw "$in" "$target" ;;
+    "cloudimg old:raw2vhd") timed "$group" "$tool" "$CLOUDIMG_OLD" convert "${ns[@]}" -f raw -O vpc -o subformat=dynamic "$in" "$target" ;;
     esac
 }
 
@@ -79,8 +84,10 @@ for size in $sizes; do
             in="$vhd"
             [ "$dir" = raw2vhd ] && in="$raw"
             for sync in $syncs; do
-                tools=(qemu-img cloudimg)
-                [ "$sync" = fsync ] && tools=(qemu-img "qemu-img -t writeback" cloudimg)
+                tools=(qemu-img)
+                [ "$sync" = fsync ] && tools+=("qemu-img -t writeback")
+                [ -n "${CLOUDIMG_OLD:-}" ] && tools+=("cloudimg old")
+                tools+=(cloudimg)
                 for out in $outputs; do
                     group="$label: ${dir/2/ -> }, $out output, $sync"
                     for round in $(seq 0 "$BENCH_RUNS"); do
@@ -100,10 +107,12 @@ for size in $sizes; do
                     note "$label raw -> vhd: cloudimg and qemu-img images hold the same disk" ||
                     note "$label raw -> vhd: IMAGES DIFFER"
             fi
-            rm -f "$d/qemu_img.$(ext "$dir")" "$d/qemu_img__t_writeback.$(ext "$dir")" "$d/cloudimg.$(ext "$dir")"
+            rm -f "$d/qemu_img.$(ext "$dir")" "$d/qemu_img__t_writeback.$(ext "$dir")" "$d/cloudimg.$(ext "$dir")" "$d/cloudimg_old.$(ext "$dir")"
         done
         [ "${BENCH_KEEP:-0}" = 1 ] || rm -f "$raw" "$vhd"
     done
 done
-turns_table "convert (dynamic VHD made by qemu-img; sizes ${sizes// /, } MiB virtual)" qemu-img "qemu-img -t writeback"
+refs=(qemu-img "qemu-img -t writeback")
+[ -n "${CLOUDIMG_OLD:-}" ] && refs+=("cloudimg old")
+turns_table "convert (dynamic VHD made by qemu-img; sizes ${sizes// /, } MiB virtual)" "${refs[@]}"
 cleanup_bench convert

@@ -211,6 +211,120 @@ fn dynamic_to_raw_equals_qemu() {
     }
 }
 
+/// A sparse raw file: data runs long enough to be mapped, short runs that are
+/// read, a hole, a block of written zeros, zeros inside a mapped run and a
+/// partial last block.
+fn sparse_raw_file(path: &Path) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    const MIB: usize = 1 << 20;
+    let size = 11 * MIB + 7 * 512;
+    let mut disk = vec![0u8; size];
+    let mut x = 0x9e37_79b9u32;
+    let mut fill = |r: std::ops::Range<usize>| {
+        for b in &mut disk[r] {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = (x >> 16) as u8 | 1;
+        }
+    };
+    fill(0..2 * MIB); // block 0: one mapped run
+                      // block 1: a hole; block 2: zeros written as data (below)
+    fill(6 * MIB..6 * MIB + 100_000); // block 3: short runs, read
+    fill(7 * MIB + 500_000..7 * MIB + 600_000);
+    fill(8 * MIB..9 * MIB); // block 4: mapped, its second MiB zeros
+    fill(10 * MIB + 4096..size); // block 5: partial, mapped
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size as u64).unwrap();
+    for (lo, hi) in [
+        (0, 2 * MIB),
+        (4 * MIB, 6 * MIB),
+        (6 * MIB, 6 * MIB + 100_000),
+        (7 * MIB + 500_000, 7 * MIB + 600_000),
+        (8 * MIB, 10 * MIB),
+        (10 * MIB, size),
+    ] {
+        f.write_all_at(&disk[lo..hi], lo as u64).unwrap();
+    }
+    disk
+}
+
+/// True when `[lo, hi)` of the file at `p` is one hole.
+fn is_hole(p: &Path, lo: u64, hi: u64) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::File::open(p).unwrap();
+    // SAFETY: lseek on a descriptor we own.
+    let data = unsafe { libc::lseek(f.as_raw_fd(), lo as libc::off_t, libc::SEEK_DATA) };
+    data < 0 || data as u64 >= hi
+}
+
+#[test]
+fn sparse_raw_file_to_vhd_and_raw_equals_qemu_and_stays_sparse() {
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("in.raw");
+    let disk = sparse_raw_file(&raw);
+    let raw_opts = |output| ConvertOptions {
+        input: Some(InputFormat::Raw),
+        output,
+        ..Default::default()
+    };
+
+    // raw -> dynamic VHD: mapped runs, read runs, skipped holes and zeros.
+    let out = dir.path().join("out.vhd");
+    let r = convert(
+        &raw,
+        Output::Path(&out),
+        &raw_opts(OutputFormat::Dynamic(DynamicOptions::default())),
+        &mut |_| {},
+    )
+    .unwrap();
+    // The hole (block 1) and the written zeros (block 2) are not allocated.
+    assert_eq!(r.allocated_blocks, Some(4));
+    assert_agree(&out, dir.path(), &disk, "Dynamic");
+    // Zero pages inside a mapped block stay holes in the output.
+    let img = Image::open(&out).unwrap();
+    let at = img.block_bitmap_offset(4).unwrap() + img.bitmap_size();
+    assert!(is_hole(&out, at + MIB + 4096, at + 2 * MIB - 4096));
+    assert!(!is_hole(&out, at, at + MIB));
+    if require_tool("qemu-img") {
+        let q = dir.path().join("q.vhd");
+        assert!(Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "vpc", "-o"])
+            .arg("subformat=dynamic,force_size=on")
+            .arg(&raw)
+            .arg(&q)
+            .status()
+            .unwrap()
+            .success());
+        let same = Command::new("qemu-img")
+            .args(["compare", "-q", "-s", "-f", "vpc", "-F", "vpc"])
+            .arg(&q)
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(same.success(), "qemu-img compare: {same}");
+        // qemu-img leaves the same blocks out.
+        let used = |i: &Image| i.bat().iter().map(|&e| e != u32::MAX).collect::<Vec<_>>();
+        assert_eq!(used(&Image::open(&q).unwrap()), used(&img));
+    }
+
+    // raw -> raw: the same bytes, holes where the input has holes or zeros.
+    let out = dir.path().join("out.raw");
+    convert(
+        &raw,
+        Output::Path(&out),
+        &raw_opts(OutputFormat::Raw),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(std::fs::read(&out).unwrap() == disk);
+    for (lo, hi) in [(2, 6), (9, 10)] {
+        assert!(
+            is_hole(&out, lo * MIB, hi * MIB),
+            "{lo}..{hi} MiB allocated"
+        );
+    }
+}
+
 #[test]
 fn failed_conversion_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();

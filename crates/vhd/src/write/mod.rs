@@ -31,6 +31,18 @@
 //! about 110 ms to 70 ms (see `benches/compare/convert.sh`). A map lives only until its write is done,
 //! and the write-behind queue bounds how many exist at once.
 //!
+//! Tried and measured, not used (issue 13, BENCHMARKS.md, 2026-12-06):
+//! `copy_file_range(2)` for these runs: on ext4, which has no reflinks (and VHD
+//! data sits 512 bytes off page alignment anyway), the kernel splices 64 KiB at
+//! a time, and 920 MiB took more CPU than the `pwrite`s it replaced (raw ->
+//! VHD 0.51 s against 0.42 s, VHD -> raw 0.35 s against 0.31 s). Mapping a raw
+//! input's data runs too: 11-27 % less CPU for raw -> VHD, but 8-13 % more
+//! wall time with `--no-sync` when the second core is free: the writing
+//! thread is the bottleneck either way, and its copy from a fresh map is
+//! slower than from a buffer the reading thread has just filled on the other
+//! core (unmapping on the reading thread, or having it read the map first to
+//! warm the cache, did not change that).
+//!
 //! # Output every reader agrees on
 //! Footers come from [`Footer::new`](crate::Footer::new): original size equals
 //! current size, the specification's CHS geometry, and creator `qem2`, which
