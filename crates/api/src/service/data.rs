@@ -11,7 +11,8 @@
 //! the object.
 //!
 //! Memory per upload is bounded by `(upload_jobs + 1) x upload_segment_size` (the
-//! pipeline's buffers), and uploads at once by `max_uploads`.
+//! pipeline's buffers), and uploads at once by `max_uploads`. A download holds
+//! `3 x DOWNLOAD_PIECE` (see there).
 
 use super::{owned_image, visible_image};
 use crate::auth::{Action, Caller};
@@ -485,6 +486,15 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Largest piece a download fetches: an uploaded image's segment (`upload_segment_size`,
+/// 32 MiB by default) fits in one, so its worker checks the segment's MD5 against its
+/// ETag before a byte of it is sent, two segments at a time on two cores. With 8 MiB
+/// pieces a segment was cut in four and its MD5 taken in order on the one thread that
+/// writes the response: 70 % of the server's CPU, and the API served 0.6x of what
+/// `cloudimg download` does (BENCHMARKS.md, 2026-12-06 17:42). The price: a download
+/// holds `(2 jobs + 1) x 32 MiB` in buffers, as an upload does.
+const DOWNLOAD_PIECE: u64 = 32 << 20;
+
 /// `GET /v2/images/{id}/file`.
 pub async fn download(
     st: Arc<AppState>,
@@ -518,7 +528,7 @@ pub async fn download(
             None => {
                 let opts = cloudimg_pipeline::download::DownloadOptions {
                     jobs: 2,
-                    piece_size: 8 << 20,
+                    piece_size: DOWNLOAD_PIECE,
                     ..Default::default()
                 };
                 cloudimg_pipeline::download::download(&*store, &path, &mut w, &opts)
