@@ -12,7 +12,9 @@ mod support;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Output;
-use support::{cloudimg, export_args, files, local_export, ok, raw_of, s, vhd_of};
+use support::{
+    cloudimg, export_args, files, import_args, import_vhd, local_export, ok, raw_of, s, vhd_of,
+};
 
 const UPLOAD_POINTS: [&str; 3] = [
     "upload:before-first-segment",
@@ -62,19 +64,7 @@ fn killed_imports_rerun_to_one_image_of_the_source() {
     let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 11);
     for point in UPLOAD_POINTS.iter().chain(&["import:before-record"]) {
         let store = dir.path().join("store");
-        let args = [
-            "import",
-            "--from",
-            s(&vhd),
-            "--store",
-            s(&store),
-            "--name",
-            "d",
-            "--owner",
-            "p1",
-            "--package-segment-size",
-            "1048576",
-        ];
+        let args = import_args(s(&vhd), s(&store));
         killed_at(point, &args);
         let names = files(&store.join("images"));
         assert!(
@@ -132,12 +122,7 @@ fn killed_exports_rerun_to_the_source_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 12);
     let store = dir.path().join("store");
-    let t = ok(&cloudimg()
-        .args(["import", "--from", s(&vhd), "--store", s(&store)])
-        .args(["--name", "d", "--owner", "p1"])
-        .output()
-        .unwrap());
-    let id = t["result"]["image_id"].as_str().unwrap().to_string();
+    let id = import_vhd(&vhd, &store);
     let exports = dir.path().join("dest/exports");
     let manifest = format!("{id}.vhd");
     for point in UPLOAD_POINTS {
@@ -293,19 +278,7 @@ fn killed_imports_into_swift_rerun_to_one_image_of_the_source() {
     for point in UPLOAD_POINTS.iter().chain(&["import:before-record"]) {
         let c = gc.add(support::unique("kill-imp"));
         let store = format!("swift://{c}");
-        let args = [
-            "import",
-            "--from",
-            s(&vhd),
-            "--store",
-            &store,
-            "--name",
-            "d",
-            "--owner",
-            "p1",
-            "--package-segment-size",
-            "1048576",
-        ];
+        let args = import_args(s(&vhd), &store);
         killed_at(point, &args);
         let names = support::swift_objects(&c);
         assert!(
@@ -346,12 +319,7 @@ fn killed_exports_into_swift_rerun_to_the_source_disk() {
     let dir = tempfile::tempdir().unwrap();
     let (vhd, raw) = vhd_of(dir.path(), "src/uploads/disk.vhd", 6, 14);
     let store = dir.path().join("store");
-    let t = ok(&cloudimg()
-        .args(["import", "--from", s(&vhd), "--store", s(&store)])
-        .args(["--name", "d", "--owner", "p1"])
-        .output()
-        .unwrap());
-    let id = t["result"]["image_id"].as_str().unwrap().to_string();
+    let id = import_vhd(&vhd, &store);
     let manifest = format!("{id}.vhd");
     let tiny = dir.path().join("tiny");
     std::fs::write(&tiny, b"x").unwrap();

@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use support::{cloudimg, export_args, files, local_export, ok, raw_of, s, vhd_of};
+use support::{cloudimg, export_args, files, import_vhd, local_export, ok, raw_of, s, vhd_of};
 
 const ROUNDS: usize = 12;
 /// Rounds of the Swift races (each round is a fresh container).
@@ -163,12 +163,7 @@ fn two_identical_imports_at_once_on_swift_make_one_image() {
 fn imported(dir: &Path, mib: usize) -> (String, String, Vec<u8>) {
     let (vhd, raw) = vhd_of(dir, "src/uploads/disk.vhd", mib, 3);
     let store = dir.join("store");
-    let t = ok(&cloudimg()
-        .args(["import", "--from", s(&vhd), "--store", s(&store)])
-        .args(["--name", "d", "--owner", "p1"])
-        .output()
-        .unwrap());
-    let id = t["result"]["image_id"].as_str().unwrap().to_string();
+    let id = import_vhd(&vhd, &store);
     (s(&store).to_string(), id, raw)
 }
 

@@ -86,6 +86,34 @@ pub fn write_vhd(dir: &Path, name: &str, mib: usize, seed: u64) -> (PathBuf, Vec
     (out, data)
 }
 
+/// The arguments of an import of `from` into `store` (name `d`, owner `p1`) in 1 MiB
+/// package segments, so a small image has several.
+pub fn import_args<'a>(from: &'a str, store: &'a str) -> [&'a str; 11] {
+    [
+        "import",
+        "--from",
+        from,
+        "--store",
+        store,
+        "--name",
+        "d",
+        "--owner",
+        "p1",
+        "--package-segment-size",
+        "1048576",
+    ]
+}
+
+/// Imports `vhd` into the local store `store` (name `d`, owner `p1`); returns the image id.
+pub fn import_vhd(vhd: &Path, store: &Path) -> String {
+    let t = ok(&cloudimg()
+        .args(["import", "--from", s(vhd), "--store", s(store)])
+        .args(["--name", "d", "--owner", "p1"])
+        .output()
+        .unwrap());
+    t["result"]["image_id"].as_str().unwrap().to_string()
+}
+
 /// `cloudimg export` of image `id` in `store` into the local folder `to`, 1 MiB segments.
 pub fn export_args<'a>(store: &'a str, id: &'a str, to: &'a str) -> [&'a str; 11] {
     [
