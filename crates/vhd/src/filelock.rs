@@ -34,6 +34,16 @@ pub(crate) fn exclusive(file: &File, path: &Path) -> Result<()> {
     })
 }
 
+/// Drops whatever lock this open file description holds. Closing our descriptor is not
+/// enough: a child process another thread is spawning holds a copy of every descriptor
+/// between its fork and its exec, and a `flock` lives until the last copy closes, so the
+/// lock would outlive the image by that window and a reader (or a merge) right after
+/// us would be told the file is in use.
+pub(crate) fn release(file: &File) {
+    // SAFETY: flock(2) on a descriptor this `File` owns; no memory is passed.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+}
+
 /// `Err(())` only when another process holds a conflicting lock.
 fn lock(file: &File, op: libc::c_int) -> std::result::Result<(), ()> {
     // SAFETY: flock(2) on a descriptor this `File` owns; no memory is passed.

@@ -57,6 +57,13 @@ impl FileIo {
     }
 }
 
+impl Drop for FileIo {
+    fn drop(&mut self) {
+        // An image's shared lock, or a merge's exclusive one (see `filelock`), ends here.
+        crate::filelock::release(&self.file);
+    }
+}
+
 impl LayerIo for FileIo {
     #[cfg(unix)]
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
