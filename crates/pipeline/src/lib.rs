@@ -24,6 +24,7 @@ pub mod http;
 pub mod httpwire;
 pub mod liveness;
 pub mod local;
+pub mod mapped;
 mod md5pair;
 mod pool;
 mod rawhttp;

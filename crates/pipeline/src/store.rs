@@ -284,6 +284,14 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Size, ETag, metadata and large-object manifest information.
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo>;
 
+    /// The file on this machine holding a plain object's bytes, when the store is a local
+    /// directory (None: read them with [`ObjectStore::get`]). The store never writes such a
+    /// file in place (a write is a new file renamed over the name), so an open or mapped
+    /// file keeps the bytes it had when opened.
+    fn local_file(&self, _path: &ObjectPath) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// Up to `limit` objects whose names start with `prefix` and sort after `marker`.
     fn list(
         &self,

@@ -11,8 +11,9 @@
 //! the object.
 //!
 //! Memory per upload is bounded by `(upload_jobs + 1) x upload_segment_size` (the
-//! pipeline's buffers), and uploads at once by `max_uploads`. A download holds
-//! `3 x DOWNLOAD_PIECE` (see there).
+//! pipeline's buffers), and uploads at once by `max_uploads`. A download from a local
+//! store maps `MAPPED_AHEAD + 1` segments of page cache and holds no buffer; from another
+//! store it holds `3 x DOWNLOAD_PIECE` (see there).
 
 use super::{owned_image, visible_image};
 use crate::auth::{Action, Caller};
@@ -28,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cloudimg_pipeline::{upload, ObjectPath};
 use cloudimg_vhd::detect::{detect, HEAD_LEN, TAIL_LEN};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -515,9 +516,96 @@ pub async fn download(
     };
     let size = img.size.unwrap_or(0).max(0) as u64;
     let range = parse_range(headers.get(header::RANGE), size)?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let store = st.store.object_store().clone();
     let path = ObjectPath::new(&loc.container, &loc.object);
+    let body = match range {
+        None => mapped_body(&store, &path, size).await,
+        Some(_) => None,
+    };
+    let body = match body {
+        Some(b) => b,
+        None => streamed_body(store, path, range),
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    match range {
+        None => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            if let Some(md5) = img
+                .checksum
+                .as_deref()
+                .and_then(|c| HeaderValue::from_str(c).ok())
+            {
+                h.insert("content-md5", md5);
+            }
+        }
+        Some((a, b)) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(b - a + 1));
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
+    }
+    Ok(resp)
+}
+
+/// Segments checked and mapped ahead of the one being sent: the two cores hash two while
+/// the socket takes a third.
+const MAPPED_AHEAD: usize = 2;
+
+/// The body of a whole download from a local store, each segment mapped from its file and
+/// sent as it is once its MD5 matches its ETag ([`cloudimg_pipeline::mapped`]): the only
+/// copy is the socket's. None when the object is not all such segments (or its plan says
+/// another size than the catalog): then [`streamed_body`] serves it.
+async fn mapped_body(
+    store: &Arc<dyn cloudimg_pipeline::ObjectStore>,
+    path: &ObjectPath,
+    size: u64,
+) -> Option<Body> {
+    use cloudimg_pipeline::mapped;
+    store.local_file(path)?;
+    let (s2, p2) = (store.clone(), path.clone());
+    let plan = tokio::task::spawn_blocking(move || cloudimg_pipeline::download::plan(&*s2, &p2))
+        .await
+        .ok()?
+        .ok()?;
+    if plan.size != size || !plan.segments.iter().all(|s| mapped::mappable(&**store, s)) {
+        return None;
+    }
+    let store = store.clone();
+    let stream = futures_util::stream::iter(plan.segments)
+        .map(move |seg| {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || mapped::map_segment(&*store, &seg))
+        })
+        .buffered(MAPPED_AHEAD)
+        .map(|r| {
+            let r = match r {
+                Ok(Ok(map)) => return Ok(Bytes::from_owner(map)),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("download task: {e}"),
+            };
+            tracing::warn!(error = %r, "image download stopped");
+            Err(io::Error::other(r))
+        });
+    Some(Body::from_stream(stream))
+}
+
+/// The body of a download through the pipeline's download engine (any store, whole) or
+/// one ranged GET, copied in [`CHUNK`]s to the response.
+fn streamed_body(
+    store: Arc<dyn cloudimg_pipeline::ObjectStore>,
+    path: ObjectPath,
+    range: Option<(u64, u64)>,
+) -> Body {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let err_tx = tx.clone();
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter {
@@ -554,34 +642,7 @@ pub async fn download(
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    let mut resp = Response::new(Body::from_stream(stream));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    match range {
-        None => {
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            if let Some(md5) = img
-                .checksum
-                .as_deref()
-                .and_then(|c| HeaderValue::from_str(c).ok())
-            {
-                h.insert("content-md5", md5);
-            }
-        }
-        Some((a, b)) => {
-            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(b - a + 1));
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{size}")) {
-                h.insert(header::CONTENT_RANGE, v);
-            }
-        }
-    }
-    Ok(resp)
+    Body::from_stream(stream)
 }
 
 #[cfg(test)]

@@ -400,6 +400,10 @@ impl ObjectStore for LocalStore {
         })
     }
 
+    fn local_file(&self, path: &ObjectPath) -> Option<PathBuf> {
+        self.file_path(path).ok()
+    }
+
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {
         let (file, md) = self.stat(path)?;
         let meta = self
