@@ -55,6 +55,46 @@ pub trait Body: Send + Sync {
     fn as_slice(&self) -> Option<&[u8]> {
         None
     }
+    /// The MD5 (hex) of exactly the bytes of [`Body::as_slice`], computed by this process
+    /// from that very memory ([`HashedSlice`]). A store that writes the bytes itself (the
+    /// local store) records it as the ETag instead of hashing them once more; a remote
+    /// store sends it as the expected MD5 (Swift `ETag`, S3 `Content-MD5`) and the server
+    /// checks what it received. `None` for a body read again from a file or a source,
+    /// which may have changed since it was hashed: the store hashes what it sends.
+    fn md5_of_memory(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Bytes in memory with the MD5 this process computed of them, so that no store hashes
+/// them again in-process (see [`Body::md5_of_memory`]). Made only by the upload engine,
+/// right where it hashed the bytes, so the claim cannot be made of other bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct HashedSlice<'a> {
+    bytes: &'a [u8],
+    md5: &'a str,
+}
+
+impl<'a> HashedSlice<'a> {
+    /// `md5` must be the hex MD5 of `bytes`, computed from them in this process.
+    pub(crate) fn new(bytes: &'a [u8], md5: &'a str) -> Self {
+        HashedSlice { bytes, md5 }
+    }
+}
+
+impl Body for HashedSlice<'_> {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn reader(&self) -> io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.bytes))
+    }
+    fn as_slice(&self) -> Option<&[u8]> {
+        Some(self.bytes)
+    }
+    fn md5_of_memory(&self) -> Option<&str> {
+        Some(self.md5)
+    }
 }
 
 impl Body for [u8] {

@@ -191,3 +191,122 @@ fn a_positional_source_is_produced_once_while_sent_and_resumes() {
         .unwrap()
         .is_empty());
 }
+
+/// Every object under `c` read back from its file: its bytes' MD5 must be the ETag the
+/// store reports by `head` and in the listing, also to a fresh store over the same folder.
+fn assert_etags_are_md5s_of_the_bytes(root: &std::path::Path, c: &str) -> usize {
+    let fresh = LocalStore::new(root).unwrap();
+    let listed = cloudimg_pipeline::list_all(&fresh, c, "").unwrap();
+    for e in &listed {
+        let p = ObjectPath::new(c, &e.name);
+        let info = fresh.head(&p).unwrap();
+        if info.manifest.is_some() {
+            continue;
+        }
+        let bytes = std::fs::read(root.join(c).join(&e.name)).unwrap();
+        let md5 = common::md5_hex(&bytes);
+        assert_eq!(e.etag, md5, "listed ETag of {}", e.name);
+        assert_eq!(
+            info.etag.as_deref(),
+            Some(md5.as_str()),
+            "head of {}",
+            e.name
+        );
+        assert_eq!(e.size, bytes.len() as u64, "{}", e.name);
+    }
+    listed.len()
+}
+
+#[test]
+fn a_stored_etag_is_the_md5_of_the_bytes_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    store.ensure_container("c").unwrap();
+    // Segments that are no multiple of 64 bytes put the two MD5 lanes out of step.
+    let d = common::data(1_000_003, 11);
+    let file = dir.path().join("in.bin");
+    std::fs::write(&file, &d).unwrap();
+    let cases = [
+        ("single", LargeKind::Single, false),
+        ("auto-small", LargeKind::Auto, false),
+        ("dlo", LargeKind::Dlo, false),
+        ("slo", LargeKind::Slo, false),
+        ("dlo-file", LargeKind::Dlo, true),
+    ];
+    for (name, large, from_file) in cases {
+        let p = ObjectPath::new("c", name);
+        let o = UploadOptions {
+            segment_size: if large == LargeKind::Auto {
+                2_000_000
+            } else {
+                300_007
+            },
+            jobs: 2,
+            large,
+            digests: Digests::GLANCE,
+            ..Default::default()
+        };
+        let src = if from_file {
+            Source::file(std::fs::File::open(&file).unwrap()).unwrap()
+        } else {
+            Source::stream(std::io::Cursor::new(d.clone()))
+        };
+        let s = upload(&store, &p, src, &o).unwrap();
+        assert_eq!(s.checksums.md5, common::md5_hex(&d), "{name}");
+        assert_eq!(common::fetch(&store, &p, 2, 100_000), d, "{name}");
+    }
+    // 3 single objects + 2 manifests + 3 x 4 segments.
+    assert_eq!(assert_etags_are_md5s_of_the_bytes(dir.path(), "c"), 17);
+}
+
+/// A positional source whose bytes differ from the second reading of a range on: it
+/// changed between being hashed and being sent.
+struct Changing {
+    data: Vec<u8>,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl cloudimg_pipeline::upload::ReadRange for Changing {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_range(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<Box<dyn std::io::Read + Send + '_>> {
+        let mut b = self.data[offset as usize..(offset + len) as usize].to_vec();
+        if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            b[0] ^= 0xff;
+        }
+        Ok(Box::new(std::io::Cursor::new(b)))
+    }
+}
+
+#[test]
+fn a_range_that_changed_after_it_was_hashed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    store.ensure_container("c").unwrap();
+    let src = std::sync::Arc::new(Changing {
+        data: common::data(250_000, 5),
+        reads: Default::default(),
+    });
+    let o = UploadOptions {
+        segment_size: 100_000,
+        jobs: 1,
+        large: LargeKind::Dlo,
+        digests: Digests::MD5,
+        // Below a segment: the range is hashed, then read again to be sent.
+        max_buffer: 1024,
+        remove_on_error: true,
+        ..Default::default()
+    };
+    let p = ObjectPath::new("c", "changing");
+    let e = upload(&store, &p, Source::ranges(src), &o).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Integrity, "{e}");
+    assert!(
+        store.head(&p).is_err(),
+        "no manifest after a refused segment"
+    );
+}

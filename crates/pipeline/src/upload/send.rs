@@ -16,7 +16,7 @@ use super::plan::{Existing, Plan, Target};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hash::{normalize_etag, Checksums, SegmentedMd5};
 use crate::pool::Pool;
-use crate::store::{Body, ObjectPath, ObjectStore, PutOptions};
+use crate::store::{Body, HashedSlice, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
 use sha2::{Sha256, Sha512};
 use std::collections::BTreeMap;
@@ -426,6 +426,17 @@ fn store_segment(up: &Upload<'_>, job: &Job<'_>, body: &dyn Body) -> Result<Stri
     let (store, dest, upload_id) = (up.store, up.dest, up.target.upload_id());
     // Without an MD5 (a lazy range) the store hashes what it sends and checks the ETag.
     let md5 = (!job.md5.is_empty()).then_some(job.md5.as_str());
+    // A buffer's MD5 was computed from this very memory: a store that writes it in-process
+    // takes it as the ETag rather than hashing the bytes again. A range is read again
+    // from its source, which may have changed since it was hashed, so it carries no claim.
+    let hashed = match (&job.body, md5, body.as_slice()) {
+        (JobBody::Buf(_), Some(m), Some(bytes)) => Some(HashedSlice::new(bytes, m)),
+        _ => None,
+    };
+    let body: &dyn Body = match &hashed {
+        Some(h) => h,
+        None => body,
+    };
     let path = up.plan.segment_path(job.index);
     let r = match upload_id {
         Some(id) => store.multipart_put_part(dest, id, job.index as u32 + 1, body, md5)?,

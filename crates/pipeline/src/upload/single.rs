@@ -7,7 +7,7 @@ use super::options::{mib_s, LargeKind, UploadOptions, UploadSummary};
 use super::verify;
 use crate::error::{Error, Result};
 use crate::hash::{Checksums, Digests, MultiHasher};
-use crate::store::{Body, Capabilities, ObjectPath, ObjectStore, PutOptions};
+use crate::store::{Body, Capabilities, HashedSlice, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
 use sha2::{Sha256, Sha512};
 use std::io::Read;
@@ -74,9 +74,10 @@ pub(super) fn put(
 ) -> Result<UploadSummary> {
     let checksums = hash_all(&buf, opts.digests);
     let md5 = checksums.md5.clone();
+    // Hashed from this buffer just now: the store need not hash it again in-process.
     store.put(
         dest,
-        &buf,
+        &HashedSlice::new(&buf, &md5),
         &PutOptions {
             md5: Some(md5.clone()),
             content_type: opts.content_type.clone(),
