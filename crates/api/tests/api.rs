@@ -20,6 +20,7 @@ on_both_engines!(
     delete_and_protection,
     tags,
     concurrent_tag_changes_lose_nothing,
+    a_list_shows_every_change_at_once,
     sharing,
     image_data,
     upload_refusals_leave_image_queued,
@@ -553,6 +554,95 @@ async fn tags(app: TestApp) {
     // Re-adding an existing tag at the quota is still fine (idempotent).
     let (s, _, _) = app.call("PUT", &tag("q5"), "admin-a", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+/// A list page's documents are rendered once per version of a row and kept (db::docs):
+/// after every kind of change, and after the image is deleted and made again under the
+/// same id, the listed document equals what `GET /v2/images/{id}` (never kept) shows.
+async fn a_list_shows_every_change_at_once(app: TestApp) {
+    let id = "0b7e4a52-3c1f-4f57-9d0e-2a1f43c9e001";
+    let mut body =
+        json!({"id": id, "name": "kept", "disk_format": "raw", "container_format": "bare"});
+    let (s, v) = app.post("/v2/images", "admin-a", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    listed_as_shown(&app, id).await;
+    let patch = json!([{"op": "add", "path": "/os_version", "value": "24.04"}]);
+    let (s, v) = app
+        .patch(&format!("/v2/images/{id}"), "admin-a", patch)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(listed_as_shown(&app, id).await["os_version"], "24.04");
+    let (s, _, _) = app
+        .call(
+            "PUT",
+            &format!("/v2/images/{id}/tags/fresh"),
+            "admin-a",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(listed_as_shown(&app, id).await["tags"], json!(["fresh"]));
+    let (s, v) = app.upload(id, "admin-a", bytes(4096, 9)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let shown = listed_as_shown(&app, id).await;
+    assert_eq!(
+        (shown["status"].as_str(), shown["size"].as_i64()),
+        (Some("active"), Some(4096))
+    );
+    let (s, _, _) = app
+        .call(
+            "POST",
+            &format!("/v2/images/{id}/actions/deactivate"),
+            "admin-a",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(listed_as_shown(&app, id).await["status"], "deactivated");
+    let (s, _, _) = app
+        .call(
+            "DELETE",
+            &format!("/v2/images/{id}/tags/fresh"),
+            "admin-a",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(listed_as_shown(&app, id).await["tags"], json!([]));
+    let (s, _, _) = app
+        .call("DELETE", &format!("/v2/images/{id}"), "admin-a", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // Made again under the same id: its row starts again at the first version.
+    let (s, v) = app.post("/v2/images", "admin-a", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let shown = listed_as_shown(&app, id).await;
+    assert_eq!(
+        (shown["status"].as_str(), shown["tags"].clone()),
+        (Some("queued"), json!([]))
+    );
+    assert!(shown.get("os_version").is_none(), "{shown}");
+    // Once more at that first version, now with another value.
+    let (s, _, _) = app
+        .call("DELETE", &format!("/v2/images/{id}"), "admin-a", None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    body["min_disk"] = json!(7);
+    let (s, v) = app.post("/v2/images", "admin-a", body).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(listed_as_shown(&app, id).await["min_disk"], 7);
+}
+
+/// The one image named `kept`, as a list page has it, checked equal to what its own
+/// `GET` shows.
+async fn listed_as_shown(app: &TestApp, id: &str) -> Value {
+    let (s, page) = app.get("/v2/images?name=kept", "admin-a").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let (s, shown) = app.get(&format!("/v2/images/{id}"), "admin-a").await;
+    assert_eq!(s, StatusCode::OK, "{shown}");
+    assert_eq!(page["images"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["images"][0], shown);
+    shown
 }
 
 /// The tags an image shows (its row's copy) and the tags its `tag=` filter finds (the

@@ -6,12 +6,14 @@
 //! `tags_json`), written in the transaction that writes the child rows: reads take them
 //! with the row, while the child tables serve the indexed `tag=` and property filters.
 
+use super::docs::{Doc, Docs};
 use super::sqlite_reads::to_sqlx;
 use super::{bind_args, bind_pg, placeholders, Db, Reads};
 use crate::domain::image::{status, Image};
 use crate::domain::list::{Arg, Dir, Filter, ListQuery, SortKey, VisFilter};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
+use std::sync::Arc;
 
 const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protected, i.os_hidden, \
      i.disk_format, i.container_format, i.size, i.virtual_size, i.checksum, i.os_hash_algo, \
@@ -20,6 +22,7 @@ const COLUMNS: &str = "i.id, i.name, i.owner, i.status, i.visibility, i.protecte
 /// The columns of a row by position, for each engine's hot-read row type (see
 /// [`super::Reads`]): rusqlite's and the native PostgreSQL driver's.
 trait Cols {
+    fn str(&self, i: usize) -> Result<&str, sqlx::Error>;
     fn text(&self, i: usize) -> Result<String, sqlx::Error>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, i: usize) -> Result<i64, sqlx::Error>;
@@ -33,6 +36,9 @@ fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, sqlx::Error
 }
 
 impl Cols for PgRow {
+    fn str(&self, i: usize) -> Result<&str, sqlx::Error> {
+        self.try_get(i)
+    }
     fn text(&self, i: usize) -> Result<String, sqlx::Error> {
         self.try_get(i)
     }
@@ -53,6 +59,16 @@ impl Cols for PgRow {
 }
 
 impl Cols for rusqlite::Row<'_> {
+    fn str(&self, i: usize) -> Result<&str, sqlx::Error> {
+        let v = self.get_ref(i).map_err(to_sqlx)?;
+        v.as_str().map_err(|e| {
+            to_sqlx(rusqlite::Error::FromSqlConversionFailure(
+                i,
+                v.data_type(),
+                Box::new(e),
+            ))
+        })
+    }
     fn text(&self, i: usize) -> Result<String, sqlx::Error> {
         self.get(i).map_err(to_sqlx)
     }
@@ -107,6 +123,16 @@ fn from_row(r: &impl Cols) -> Result<Image, sqlx::Error> {
         properties: r.json(19)?.unwrap_or_default(),
         tags,
     })
+}
+
+/// The document of an image row selected as [`from_row`] reads it: the one already
+/// rendered from this version of the row, else the row decoded and rendered.
+fn doc_of(r: &impl Cols, docs: &Docs) -> Result<Arc<Doc>, sqlx::Error> {
+    if let Some(d) = docs.get(r.str(0)?, r.int(18)?, r.str(16)?, r.str(17)?) {
+        return Ok(d);
+    }
+    docs.put(&from_row(r)?)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Column of `get_as`'s membership status, after [`from_row`]'s.
@@ -564,13 +590,13 @@ fn key_value(img: &Image, k: &SortKey) -> Arg {
 }
 
 /// One page of the images `project` may list, per `q`, after `marker` (already checked
-/// to be visible).
+/// to be visible), as their documents.
 pub async fn list(
     db: &Db,
     project: &str,
     q: &ListQuery,
     marker: Option<&Image>,
-) -> Result<Vec<Image>, sqlx::Error> {
+) -> Result<Vec<Arc<Doc>>, sqlx::Error> {
     let mut args: Vec<Arg> = Vec::new();
     let mut wh: Vec<String> = Vec::new();
     let p = push(Arg::Text(project.to_string()), &mut args);
@@ -652,14 +678,14 @@ pub async fn list(
         Reads::Sqlite(reads) => reads.read(|c| {
             let mut out = Vec::with_capacity(q_limit);
             sqlite_images(c, &sql, &args, |r| {
-                out.push(from_row(r)?);
+                out.push(doc_of(r, db.docs())?);
                 Ok(())
             })?;
             Ok(out)
         }),
         Reads::Postgres(pg) => {
             let rows = bind_pg(sqlx::query(&sql), &args).fetch_all(pg).await?;
-            rows.iter().map(from_row).collect()
+            rows.iter().map(|r| doc_of(r, db.docs())).collect()
         }
     }
 }

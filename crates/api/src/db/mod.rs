@@ -7,6 +7,7 @@
 //! the same tables; the API test suite runs on both.
 
 pub mod credentials;
+pub mod docs;
 pub mod images;
 pub mod locations;
 pub mod members;
@@ -40,6 +41,7 @@ pub struct Db {
     pool: AnyPool,
     engine: Engine,
     reads: Reads,
+    docs: Arc<docs::Docs>,
 }
 
 /// The connections of the hot reads (`GET /v2/images/{id}`, a page of `GET /v2/images`),
@@ -127,6 +129,7 @@ impl Db {
             pool,
             engine,
             reads,
+            docs: Default::default(),
         };
         let migrator = match engine {
             Engine::Sqlite => &SQLITE_MIGRATIONS,
@@ -161,6 +164,11 @@ impl Db {
     /// The hot reads' connections.
     pub(crate) fn reads(&self) -> &Reads {
         &self.reads
+    }
+
+    /// The documents rendered from this catalog's rows (see [`docs`]).
+    pub fn docs(&self) -> &docs::Docs {
+        &self.docs
     }
 }
 

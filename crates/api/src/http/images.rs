@@ -18,7 +18,7 @@ type St = State<Arc<AppState>>;
 /// The images list document.
 #[derive(serde::Serialize)]
 struct ImagesDoc<'a> {
-    images: &'a [crate::domain::image::Image],
+    images: &'a [std::sync::Arc<crate::db::docs::Doc>],
     first: &'static str,
     schema: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]

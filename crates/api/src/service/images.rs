@@ -4,11 +4,13 @@ use super::{owned_image, visible_image};
 use crate::auth::{Action, Caller};
 use crate::clock;
 use crate::db;
+use crate::db::docs::Doc;
 use crate::domain::image::{status, Image};
 use crate::domain::{list, patch, rules};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// How often a PATCH that lost a race is re-applied to the newer image before 409.
 const PATCH_RETRIES: usize = 5;
@@ -54,8 +56,8 @@ pub async fn show(st: &AppState, caller: &Caller, id: &str) -> ApiResult<Image> 
 
 /// A page of images and the `next` link when the page is full.
 pub struct Page {
-    /// The images.
-    pub images: Vec<Image>,
+    /// The images' documents.
+    pub images: Vec<Arc<Doc>>,
     /// The next page's URL, when there may be one.
     pub next: Option<String>,
 }
