@@ -6,7 +6,7 @@ use serde::Serialize;
 use sha2::{Sha256, Sha512};
 use std::io::{self, Read};
 
-pub use crate::md5pair::SegmentedMd5;
+pub use crate::md5pair::{md5_hex_pair, SegmentedMd5};
 
 /// Hex digests of a whole object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

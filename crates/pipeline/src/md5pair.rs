@@ -172,6 +172,25 @@ impl SegmentedMd5 {
     }
 }
 
+/// Hex MD5s of two byte strings; where the CPU has the two-lane path, in one pass over
+/// both (their common whole blocks side by side), so both cost about as much as one.
+pub fn md5_hex_pair(a: &[u8], b: &[u8]) -> (String, String) {
+    let (mut la, mut lb) = (Lane::new(), Lane::new());
+    let n = if simd::available() {
+        a.len().min(b.len()) / 64 * 64
+    } else {
+        0
+    };
+    if n > 0 {
+        simd::compress2x(&mut la.state, &mut lb.state, &a[..n], &b[..n]);
+        la.len = n as u64;
+        lb.len = n as u64;
+    }
+    la.update(&a[n..]);
+    lb.update(&b[n..]);
+    (la.finish(), lb.finish())
+}
+
 #[cfg(target_arch = "x86_64")]
 mod simd {
     //! The two-lane step function: lane 0 holds one state, lane 1 the other, both fed the
@@ -179,7 +198,9 @@ mod simd {
     //! function `f` is one `vpternlogd` whose immediate is the function's truth table.
     use core::arch::asm;
     use core::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_set1_epi32, _mm_set_epi32, _mm_shuffle_epi32,
+        __m128i, _mm_add_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi32, _mm_set_epi32,
+        _mm_setzero_si128, _mm_shuffle_epi32, _mm_srli_si128, _mm_unpackhi_epi32,
+        _mm_unpacklo_epi32,
     };
 
     pub(super) fn available() -> bool {
@@ -201,8 +222,9 @@ mod simd {
     ];
 
     macro_rules! step {
-        ($a:ident, $b:ident, $c:ident, $d:ident, $m:expr, $i:expr, $f:literal, $s:literal) => {
-            let mk = _mm_set1_epi32(($m).wrapping_add(K[$i]) as i32);
+        ($a:ident, $b:ident, $c:ident, $d:ident, $mk:ident,
+         $j:literal, $i:literal, $f:literal, $s:literal) => {
+            let mk = $mk($j, $i);
             {
                 asm!(
                     "vpaddd {a}, {a}, {mk}",
@@ -225,6 +247,80 @@ mod simd {
         };
     }
 
+    /// The 64 steps of one block; `$mk(j, i)` is the vector of message word `j` plus `K[i]`
+    /// in each lane.
+    macro_rules! rounds {
+        ($a:ident, $b:ident, $c:ident, $d:ident, $mk:ident) => {
+            step!($a, $b, $c, $d, $mk, 0, 0, 0xCA, 7);
+            step!($d, $a, $b, $c, $mk, 1, 1, 0xCA, 12);
+            step!($c, $d, $a, $b, $mk, 2, 2, 0xCA, 17);
+            step!($b, $c, $d, $a, $mk, 3, 3, 0xCA, 22);
+            step!($a, $b, $c, $d, $mk, 4, 4, 0xCA, 7);
+            step!($d, $a, $b, $c, $mk, 5, 5, 0xCA, 12);
+            step!($c, $d, $a, $b, $mk, 6, 6, 0xCA, 17);
+            step!($b, $c, $d, $a, $mk, 7, 7, 0xCA, 22);
+            step!($a, $b, $c, $d, $mk, 8, 8, 0xCA, 7);
+            step!($d, $a, $b, $c, $mk, 9, 9, 0xCA, 12);
+            step!($c, $d, $a, $b, $mk, 10, 10, 0xCA, 17);
+            step!($b, $c, $d, $a, $mk, 11, 11, 0xCA, 22);
+            step!($a, $b, $c, $d, $mk, 12, 12, 0xCA, 7);
+            step!($d, $a, $b, $c, $mk, 13, 13, 0xCA, 12);
+            step!($c, $d, $a, $b, $mk, 14, 14, 0xCA, 17);
+            step!($b, $c, $d, $a, $mk, 15, 15, 0xCA, 22);
+
+            step!($a, $b, $c, $d, $mk, 1, 16, 0xE4, 5);
+            step!($d, $a, $b, $c, $mk, 6, 17, 0xE4, 9);
+            step!($c, $d, $a, $b, $mk, 11, 18, 0xE4, 14);
+            step!($b, $c, $d, $a, $mk, 0, 19, 0xE4, 20);
+            step!($a, $b, $c, $d, $mk, 5, 20, 0xE4, 5);
+            step!($d, $a, $b, $c, $mk, 10, 21, 0xE4, 9);
+            step!($c, $d, $a, $b, $mk, 15, 22, 0xE4, 14);
+            step!($b, $c, $d, $a, $mk, 4, 23, 0xE4, 20);
+            step!($a, $b, $c, $d, $mk, 9, 24, 0xE4, 5);
+            step!($d, $a, $b, $c, $mk, 14, 25, 0xE4, 9);
+            step!($c, $d, $a, $b, $mk, 3, 26, 0xE4, 14);
+            step!($b, $c, $d, $a, $mk, 8, 27, 0xE4, 20);
+            step!($a, $b, $c, $d, $mk, 13, 28, 0xE4, 5);
+            step!($d, $a, $b, $c, $mk, 2, 29, 0xE4, 9);
+            step!($c, $d, $a, $b, $mk, 7, 30, 0xE4, 14);
+            step!($b, $c, $d, $a, $mk, 12, 31, 0xE4, 20);
+
+            step!($a, $b, $c, $d, $mk, 5, 32, 0x96, 4);
+            step!($d, $a, $b, $c, $mk, 8, 33, 0x96, 11);
+            step!($c, $d, $a, $b, $mk, 11, 34, 0x96, 16);
+            step!($b, $c, $d, $a, $mk, 14, 35, 0x96, 23);
+            step!($a, $b, $c, $d, $mk, 1, 36, 0x96, 4);
+            step!($d, $a, $b, $c, $mk, 4, 37, 0x96, 11);
+            step!($c, $d, $a, $b, $mk, 7, 38, 0x96, 16);
+            step!($b, $c, $d, $a, $mk, 10, 39, 0x96, 23);
+            step!($a, $b, $c, $d, $mk, 13, 40, 0x96, 4);
+            step!($d, $a, $b, $c, $mk, 0, 41, 0x96, 11);
+            step!($c, $d, $a, $b, $mk, 3, 42, 0x96, 16);
+            step!($b, $c, $d, $a, $mk, 6, 43, 0x96, 23);
+            step!($a, $b, $c, $d, $mk, 9, 44, 0x96, 4);
+            step!($d, $a, $b, $c, $mk, 12, 45, 0x96, 11);
+            step!($c, $d, $a, $b, $mk, 15, 46, 0x96, 16);
+            step!($b, $c, $d, $a, $mk, 2, 47, 0x96, 23);
+
+            step!($a, $b, $c, $d, $mk, 0, 48, 0x39, 6);
+            step!($d, $a, $b, $c, $mk, 7, 49, 0x39, 10);
+            step!($c, $d, $a, $b, $mk, 14, 50, 0x39, 15);
+            step!($b, $c, $d, $a, $mk, 5, 51, 0x39, 21);
+            step!($a, $b, $c, $d, $mk, 12, 52, 0x39, 6);
+            step!($d, $a, $b, $c, $mk, 3, 53, 0x39, 10);
+            step!($c, $d, $a, $b, $mk, 10, 54, 0x39, 15);
+            step!($b, $c, $d, $a, $mk, 1, 55, 0x39, 21);
+            step!($a, $b, $c, $d, $mk, 8, 56, 0x39, 6);
+            step!($d, $a, $b, $c, $mk, 15, 57, 0x39, 10);
+            step!($c, $d, $a, $b, $mk, 6, 58, 0x39, 15);
+            step!($b, $c, $d, $a, $mk, 13, 59, 0x39, 21);
+            step!($a, $b, $c, $d, $mk, 4, 60, 0x39, 6);
+            step!($d, $a, $b, $c, $mk, 11, 61, 0x39, 10);
+            step!($c, $d, $a, $b, $mk, 2, 62, 0x39, 15);
+            step!($b, $c, $d, $a, $mk, 9, 63, 0x39, 21);
+        };
+    }
+
     // Truth tables of the round functions over (b, c, d) as vpternlogd immediates.
     // F = (b & c) | (!b & d); G = (b & d) | (c & !d); H = b ^ c ^ d; I = c ^ (b | !d).
 
@@ -244,89 +340,73 @@ mod simd {
             for (w, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
                 *w = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             }
+            let mk = |j: usize, i: usize| _mm_set1_epi32(m[j].wrapping_add(K[i]) as i32);
             let (aa, bb, cc, dd) = (a, b, c, d);
-            step!(a, b, c, d, m[0], 0, 0xCA, 7);
-            step!(d, a, b, c, m[1], 1, 0xCA, 12);
-            step!(c, d, a, b, m[2], 2, 0xCA, 17);
-            step!(b, c, d, a, m[3], 3, 0xCA, 22);
-            step!(a, b, c, d, m[4], 4, 0xCA, 7);
-            step!(d, a, b, c, m[5], 5, 0xCA, 12);
-            step!(c, d, a, b, m[6], 6, 0xCA, 17);
-            step!(b, c, d, a, m[7], 7, 0xCA, 22);
-            step!(a, b, c, d, m[8], 8, 0xCA, 7);
-            step!(d, a, b, c, m[9], 9, 0xCA, 12);
-            step!(c, d, a, b, m[10], 10, 0xCA, 17);
-            step!(b, c, d, a, m[11], 11, 0xCA, 22);
-            step!(a, b, c, d, m[12], 12, 0xCA, 7);
-            step!(d, a, b, c, m[13], 13, 0xCA, 12);
-            step!(c, d, a, b, m[14], 14, 0xCA, 17);
-            step!(b, c, d, a, m[15], 15, 0xCA, 22);
-
-            step!(a, b, c, d, m[1], 16, 0xE4, 5);
-            step!(d, a, b, c, m[6], 17, 0xE4, 9);
-            step!(c, d, a, b, m[11], 18, 0xE4, 14);
-            step!(b, c, d, a, m[0], 19, 0xE4, 20);
-            step!(a, b, c, d, m[5], 20, 0xE4, 5);
-            step!(d, a, b, c, m[10], 21, 0xE4, 9);
-            step!(c, d, a, b, m[15], 22, 0xE4, 14);
-            step!(b, c, d, a, m[4], 23, 0xE4, 20);
-            step!(a, b, c, d, m[9], 24, 0xE4, 5);
-            step!(d, a, b, c, m[14], 25, 0xE4, 9);
-            step!(c, d, a, b, m[3], 26, 0xE4, 14);
-            step!(b, c, d, a, m[8], 27, 0xE4, 20);
-            step!(a, b, c, d, m[13], 28, 0xE4, 5);
-            step!(d, a, b, c, m[2], 29, 0xE4, 9);
-            step!(c, d, a, b, m[7], 30, 0xE4, 14);
-            step!(b, c, d, a, m[12], 31, 0xE4, 20);
-
-            step!(a, b, c, d, m[5], 32, 0x96, 4);
-            step!(d, a, b, c, m[8], 33, 0x96, 11);
-            step!(c, d, a, b, m[11], 34, 0x96, 16);
-            step!(b, c, d, a, m[14], 35, 0x96, 23);
-            step!(a, b, c, d, m[1], 36, 0x96, 4);
-            step!(d, a, b, c, m[4], 37, 0x96, 11);
-            step!(c, d, a, b, m[7], 38, 0x96, 16);
-            step!(b, c, d, a, m[10], 39, 0x96, 23);
-            step!(a, b, c, d, m[13], 40, 0x96, 4);
-            step!(d, a, b, c, m[0], 41, 0x96, 11);
-            step!(c, d, a, b, m[3], 42, 0x96, 16);
-            step!(b, c, d, a, m[6], 43, 0x96, 23);
-            step!(a, b, c, d, m[9], 44, 0x96, 4);
-            step!(d, a, b, c, m[12], 45, 0x96, 11);
-            step!(c, d, a, b, m[15], 46, 0x96, 16);
-            step!(b, c, d, a, m[2], 47, 0x96, 23);
-
-            step!(a, b, c, d, m[0], 48, 0x39, 6);
-            step!(d, a, b, c, m[7], 49, 0x39, 10);
-            step!(c, d, a, b, m[14], 50, 0x39, 15);
-            step!(b, c, d, a, m[5], 51, 0x39, 21);
-            step!(a, b, c, d, m[12], 52, 0x39, 6);
-            step!(d, a, b, c, m[3], 53, 0x39, 10);
-            step!(c, d, a, b, m[10], 54, 0x39, 15);
-            step!(b, c, d, a, m[1], 55, 0x39, 21);
-            step!(a, b, c, d, m[8], 56, 0x39, 6);
-            step!(d, a, b, c, m[15], 57, 0x39, 10);
-            step!(c, d, a, b, m[6], 58, 0x39, 15);
-            step!(b, c, d, a, m[13], 59, 0x39, 21);
-            step!(a, b, c, d, m[4], 60, 0x39, 6);
-            step!(d, a, b, c, m[11], 61, 0x39, 10);
-            step!(c, d, a, b, m[2], 62, 0x39, 15);
-            step!(b, c, d, a, m[9], 63, 0x39, 21);
+            rounds!(a, b, c, d, mk);
 
             a = _mm_add_epi32(a, aa);
             b = _mm_add_epi32(b, bb);
             c = _mm_add_epi32(c, cc);
             d = _mm_add_epi32(d, dd);
         }
-        for (i, v) in [a, b, c, d].into_iter().enumerate() {
-            x[i] = _mm_cvtsi128_si32(v) as u32;
-            y[i] = _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01>(v)) as u32;
+        store(x, y, [a, b, c, d]);
+    }
+
+    /// Lane 0 of each register into `x`, lane 1 into `y`.
+    fn store(x: &mut [u32; 4], y: &mut [u32; 4], regs: [__m128i; 4]) {
+        for (i, v) in regs.into_iter().enumerate() {
+            // SAFETY: SSE2 is part of x86_64.
+            unsafe {
+                x[i] = _mm_cvtsi128_si32(v) as u32;
+                y[i] = _mm_cvtsi128_si32(_mm_shuffle_epi32::<0b01>(v)) as u32;
+            }
         }
+    }
+
+    /// Advances `x` over `xb` and `y` over `yb` (the same length, a multiple of 64 bytes):
+    /// two streams, each lane fed its own message words.
+    pub(super) fn compress2x(x: &mut [u32; 4], y: &mut [u32; 4], xb: &[u8], yb: &[u8]) {
+        assert_eq!(xb.len(), yb.len(), "two-stream MD5 over unequal lengths");
+        // SAFETY: as `compress2`; the loads read 16 bytes inside each 64-byte block.
+        unsafe { compress2x_inner(x, y, xb, yb) }
+    }
+
+    unsafe fn compress2x_inner(x: &mut [u32; 4], y: &mut [u32; 4], xb: &[u8], yb: &[u8]) {
+        let lanes = |i: usize| _mm_set_epi32(0, 0, y[i] as i32, x[i] as i32);
+        let (mut a, mut b, mut c, mut d): (__m128i, __m128i, __m128i, __m128i) =
+            (lanes(0), lanes(1), lanes(2), lanes(3));
+        for (bx, by) in xb.chunks_exact(64).zip(yb.chunks_exact(64)) {
+            // Word j of both blocks side by side in lanes 0 and 1 (the upper lanes are
+            // don't-cares: they are never read back).
+            let mut w = [_mm_setzero_si128(); 16];
+            for q in 0..4 {
+                let vx = _mm_loadu_si128(bx.as_ptr().add(16 * q).cast());
+                let vy = _mm_loadu_si128(by.as_ptr().add(16 * q).cast());
+                let lo = _mm_unpacklo_epi32(vx, vy);
+                let hi = _mm_unpackhi_epi32(vx, vy);
+                w[4 * q] = lo;
+                w[4 * q + 1] = _mm_srli_si128::<8>(lo);
+                w[4 * q + 2] = hi;
+                w[4 * q + 3] = _mm_srli_si128::<8>(hi);
+            }
+            let mk = |j: usize, i: usize| _mm_add_epi32(w[j], _mm_set1_epi32(K[i] as i32));
+            let (aa, bb, cc, dd) = (a, b, c, d);
+            rounds!(a, b, c, d, mk);
+            a = _mm_add_epi32(a, aa);
+            b = _mm_add_epi32(b, bb);
+            c = _mm_add_epi32(c, cc);
+            d = _mm_add_epi32(d, dd);
+        }
+        store(x, y, [a, b, c, d]);
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod simd {
+    pub(super) fn compress2x(x: &mut [u32; 4], y: &mut [u32; 4], xb: &[u8], yb: &[u8]) {
+        super::compress1(x, xb);
+        super::compress1(y, yb);
+    }
     pub(super) fn available() -> bool {
         false
     }
@@ -380,6 +460,29 @@ mod tests {
             check(SegmentedMd5::new(), &d, seg, chunk);
             check(SegmentedMd5::new_scalar(), &d, seg, chunk);
         }
+    }
+
+    #[test]
+    fn pairs_match_md5_crate() {
+        let d = data(200_000);
+        let e: Vec<u8> = data(200_003).iter().map(|b| b ^ 0x5c).collect();
+        for (m, n) in [
+            (0, 0),
+            (0, 100),
+            (1, 64),
+            (64, 64),
+            (100, 65),
+            (55, 56),
+            (4096, 4096),
+            (200_000, 131_072),
+            (131_136, 200_003),
+        ] {
+            let (x, y) = md5_hex_pair(&d[..m], &e[..n]);
+            assert_eq!(x, reference(&d[..m]), "{m} {n}");
+            assert_eq!(y, reference(&e[..n]), "{m} {n}");
+        }
+        // Both lanes over the same bytes, as the one-stream path.
+        assert_eq!(md5_hex_pair(&d, &d), (reference(&d), reference(&d)));
     }
 
     #[test]

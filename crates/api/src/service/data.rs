@@ -12,7 +12,7 @@
 //!
 //! Memory per upload is bounded by `(upload_jobs + 1) x upload_segment_size` (the
 //! pipeline's buffers), and uploads at once by `max_uploads`. A download from a local
-//! store maps `MAPPED_AHEAD + 1` segments of page cache and holds no buffer; from another
+//! store maps `2 x (MAPPED_AHEAD + 1)` segments of page cache and holds no buffer; from another
 //! store it holds `3 x DOWNLOAD_PIECE` (see there).
 
 use super::{owned_image, visible_image};
@@ -556,8 +556,9 @@ pub async fn download(
     Ok(resp)
 }
 
-/// Segments checked and mapped ahead of the one being sent: the two cores hash two while
-/// the socket takes a third.
+/// Pairs of segments checked and mapped ahead of the one being sent: each pair's MD5s are
+/// one two-lane pass on one thread ([`cloudimg_pipeline::mapped::map_segments`]), two pairs
+/// on the two cores.
 const MAPPED_AHEAD: usize = 2;
 
 /// The body of a whole download from a local store, each segment mapped from its file and
@@ -580,21 +581,27 @@ async fn mapped_body(
         return None;
     }
     let store = store.clone();
-    let stream = futures_util::stream::iter(plan.segments)
-        .map(move |seg| {
+    let pairs: Vec<Vec<_>> = plan.segments.chunks(2).map(<[_]>::to_vec).collect();
+    let stream = futures_util::stream::iter(pairs)
+        .map(move |segs| {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || mapped::map_segment(&*store, &seg))
+            tokio::task::spawn_blocking(move || mapped::map_segments(&*store, &segs))
         })
         .buffered(MAPPED_AHEAD)
         .map(|r| {
             let r = match r {
-                Ok(Ok(map)) => return Ok(Bytes::from_owner(map)),
+                Ok(Ok(maps)) => {
+                    let frames: Vec<io::Result<Bytes>> =
+                        maps.into_iter().map(|m| Ok(Bytes::from_owner(m))).collect();
+                    return futures_util::stream::iter(frames);
+                }
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => format!("download task: {e}"),
             };
             tracing::warn!(error = %r, "image download stopped");
-            Err(io::Error::other(r))
-        });
+            futures_util::stream::iter(vec![Err(io::Error::other(r))])
+        })
+        .flatten();
     Some(Body::from_stream(stream))
 }
 
