@@ -23,7 +23,10 @@
 #    the same local store directory with the server's settings (32 MiB segments, 2 jobs;
 #    downloads 2 jobs of 8 MiB pieces), BENCH_UPLOAD_RUNS runs in turn, wall and CPU of
 #    client and server; every download is compared with the source (cmp) and every
-#    upload's MD5 with the image's checksum. Then BENCH_CONCURRENT uploads at once:
+#    upload's MD5 with the image's checksum. Like for like: the server computes what a
+#    Glance record carries, MD5 and SHA-512 of the whole image, so the CLI upload row
+#    asks for the same digests (`--digest md5,sha512`; its default is MD5 only).
+#    Then BENCH_CONCURRENT uploads at once (BENCH_CONCURRENT=0: none):
 #    the server's peak RSS (VmHWM, reset through /proc/PID/clear_refs just before)
 #    against the bound docs/API.md states, (upload_jobs + 1) x segment per upload.
 #
@@ -34,6 +37,8 @@
 #   BENCH_IMAGES=10000 BENCH_SECONDS=10 BENCH_CONNS=50 BENCH_ROUNDS=3
 #   BENCH_SIZE_MB=1024 BENCH_UPLOAD_RUNS=3 BENCH_CONCURRENT=10
 #   BENCH_DATA=0 (the load tables only: no image data section)
+#   BENCH_ONLY=data (the image data section only: one cloudimg serve on SQLite with an
+#     empty catalog; no seeding, no Glance, no PostgreSQL, no wrk)
 #   CLOUDIMG_PG_URL (default: scripts/pg-up.sh's server)
 source "$(dirname "$0")/lib.sh"
 need curl cmp md5sum psql
@@ -46,12 +51,20 @@ up_runs="${BENCH_UPLOAD_RUNS:-3}"
 concurrent="${BENCH_CONCURRENT:-10}"
 py=/usr/bin/python3 # Debian's, where python3-glance lives (not a pyenv shim)
 helper="$bench_root/benches/compare/api_helper.py"
+only="${BENCH_ONLY:-}"
+case "$only" in
+    "" | data) ;;
+    *)
+        note "BENCH_ONLY=$only: only 'data' is known"
+        exit 2
+        ;;
+esac
 
-if ! command -v wrk >/dev/null 2>&1; then
+if [ -z "$only" ] && ! command -v wrk >/dev/null 2>&1; then
     note "wrk is missing: installing Debian's wrk with apt-get"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >&2
 fi
-"$py" -c 'import glance' 2>/dev/null || {
+[ -n "$only" ] || "$py" -c 'import glance' 2>/dev/null || {
     note "python3-glance is missing (apt-get install python3-glance)"
     exit 2
 }
@@ -65,15 +78,18 @@ results="$d/results.tsv"
 token=bench-token
 printf '{"%s": {"project_id": "bench", "roles": ["admin"]}}\n' "$token" >"$d/tokens.json"
 
-if [ -z "${CLOUDIMG_PG_URL:-}" ]; then
-    bash "$bench_root/scripts/pg-up.sh" >&2
-    # shellcheck disable=SC1091
-    source "$bench_root/target/pg.env"
+pg_admin=""
+if [ -z "$only" ]; then
+    if [ -z "${CLOUDIMG_PG_URL:-}" ]; then
+        bash "$bench_root/scripts/pg-up.sh" >&2
+        # shellcheck disable=SC1091
+        source "$bench_root/target/pg.env"
+    fi
+    pg_db="bench_api_$$"
+    pg_admin="${CLOUDIMG_PG_URL%/*}/postgres"
+    pg_url="${CLOUDIMG_PG_URL%/*}/$pg_db"
+    psql "$pg_admin" -X -q -c "CREATE DATABASE $pg_db" >&2
 fi
-pg_db="bench_api_$$"
-pg_admin="${CLOUDIMG_PG_URL%/*}/postgres"
-pg_url="${CLOUDIMG_PG_URL%/*}/$pg_db"
-psql "$pg_admin" -X -q -c "CREATE DATABASE $pg_db" >&2
 
 server_groups=()
 cleanup() {
@@ -82,7 +98,7 @@ cleanup() {
         kill -- "-$g" 2>/dev/null || true
     done
     sleep 1
-    psql "$pg_admin" -X -q -c "DROP DATABASE IF EXISTS $pg_db" >&2 || true
+    [ -z "$pg_admin" ] || psql "$pg_admin" -X -q -c "DROP DATABASE IF EXISTS $pg_db" >&2 || true
     cleanup_bench api
 }
 trap cleanup EXIT
@@ -205,6 +221,10 @@ sample_ids() {
     esac >"$d/ids.$name"
 }
 
+if [ "$only" = data ]; then
+    note "BENCH_ONLY=data: one cloudimg serve (SQLite, empty catalog)"
+    start_cloudimg sqlite "sqlite:$d/catalog.db"
+else
 note "starting cloudimg serve (SQLite, PostgreSQL) and glance-api; seeding $images images each"
 start_cloudimg sqlite "sqlite:$d/catalog.db"
 start_cloudimg pg "$pg_url"
@@ -320,11 +340,12 @@ if [ "${BENCH_DATA:-1}" = 0 ]; then
     fi
     exit 0
 fi
+fi # BENCH_ONLY
 
 # --- image data through the API and through the CLI, same store -------------------
 for s in pg glance; do
     g="grp_$s"
-    kill -- "-${!g}" 2>/dev/null || true
+    [ -z "${!g:-}" ] || kill -- "-${!g}" 2>/dev/null || true
 done
 src="$d/disk.raw"
 make_disk_raw "$src"
@@ -365,7 +386,11 @@ for r in $(seq "$up_runs"); do
         note "upload through the API: $(image_md5 "$id"), expected active $md5"
         exit 1
     }
-    xfer "upload" "cloudimg CLI" "$CLOUDIMG_BIN" upload --segment-size 32M -j 2 "$src" "$d/store/cli/disk-$r.img"
+    xfer "upload" "cloudimg CLI" "$CLOUDIMG_BIN" upload --segment-size 32M -j 2 --digest md5,sha512 "$src" "$d/store/cli/disk-$r.img"
+    grep -q "$md5" "$d/xfer.out" || {
+        note "upload through the CLI: no MD5 $md5 in its summary"
+        exit 1
+    }
     xfer "download" "API (curl)" curl -sS -f -H "X-Auth-Token: $token" -o "$d/out.raw" "$u/v2/images/$id/file"
     cmp "$src" "$d/out.raw"
     rm -f "$d/out.raw"
@@ -375,6 +400,8 @@ for r in $(seq "$up_runs"); do
     curl -sS -f -X DELETE -H "X-Auth-Token: $token" "$u/v2/images/$id"
 done
 
+conc_line=""
+if [ "$concurrent" -gt 0 ]; then
 note "$concurrent concurrent uploads of $BENCH_SIZE_MB MiB"
 ids=()
 for i in $(seq "$concurrent"); do
@@ -401,15 +428,26 @@ for id in "${ids[@]}"; do
     curl -sS -f -X DELETE -H "X-Auth-Token: $token" "$u/v2/images/$id"
 done
 conc_wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')"
+conc_line="$concurrent concurrent uploads of $BENCH_SIZE_MB MiB: $conc_wall s ($(awk -v n="$concurrent" -v m="$BENCH_SIZE_MB" -v s="$conc_wall" 'BEGIN { printf "%.0f", n * m / s }') MiB/s in all), all active with the right MD5; server RSS before $((rss0 / 1024)) MiB, peak (VmHWM) $((hwm / 1024)) MiB; bound $concurrent x (2 + 1) x 32 MiB = $((concurrent * 96)) MiB above the idle server."
+fi
 
 echo
-echo "### Cloud Images v2 API against Glance (benches/compare/api.sh)"
-echo
-echo "$(date -u '+%F %H:%M UTC') · $(nproc) cores · $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) · $(uname -sr) · $images images per catalog · wrk -t 2 -c $conns, $secs s × $rounds rounds"
+machine="$(date -u '+%F %H:%M UTC') · $(nproc) cores · $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1) · $(uname -sr) · load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$only" = data ]; then
+    echo "### Cloud Images v2 API, image data against the CLI (benches/compare/api.sh, BENCH_ONLY=data)"
+    echo
+    echo "$machine · $BENCH_SIZE_MB MiB × $up_runs runs"
+else
+    echo "### Cloud Images v2 API against Glance (benches/compare/api.sh)"
+    echo
+    echo "$machine · $images images per catalog · wrk -t 2 -c $conns, $secs s × $rounds rounds"
+fi
 echo
 "$py" "$helper" summary "$results"
-echo "$concurrent concurrent uploads of $BENCH_SIZE_MB MiB: $conc_wall s ($(awk -v n="$concurrent" -v m="$BENCH_SIZE_MB" -v s="$conc_wall" 'BEGIN { printf "%.0f", n * m / s }') MiB/s in all), all active with the right MD5; server RSS before $((rss0 / 1024)) MiB, peak (VmHWM) $((hwm / 1024)) MiB; bound $concurrent x (2 + 1) x 32 MiB = $((concurrent * 96)) MiB above the idle server."
-echo
+if [ -n "$conc_line" ]; then
+    echo "$conc_line"
+    echo
+fi
 if [ -s "$d/perf.txt" ]; then
     echo "perf (cloudimg serve, SQLite, under GET /v2/images?limit=25, 5 s at 499 Hz; % of its samples):"
     echo
