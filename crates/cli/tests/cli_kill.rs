@@ -455,3 +455,36 @@ fn killed_unpacks_rerun_to_the_same_files() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// A pack killed with its whole package written but not yet under its name leaves no
+/// package; the rerun writes it and removes what the killed one left.
+#[test]
+fn killed_packs_leave_no_package_and_the_rerun_cleans_up() {
+    if !cloudimg_fixtures::env::require_tool("qemu-img")
+        || !cloudimg_fixtures::env::require_tool("tar")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (vhd, _) = vhd_of(dir.path(), "disk.vhd", 3, 11);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = out_dir.join("disk.tgz");
+    let args = ["pack", s(&out), s(&vhd)];
+    killed_at("pack:before-publish", &args);
+    let left = files(&out_dir);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(".disk.tgz.partial-"), "{left:?}");
+    ok(&cloudimg().args(args).output().unwrap());
+    assert_eq!(
+        files(&out_dir),
+        ["disk.tgz"],
+        "the killed pack's temporary was removed"
+    );
+    let listed = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+}

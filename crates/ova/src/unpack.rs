@@ -210,7 +210,7 @@ fn extract(
         }
         let temp = dir.join(format!(
             ".cloudimg-unpack-{}-{}.part",
-            std::process::id(),
+            cloudimg_liveness::tag(),
             pending.len()
         ));
         let mut file = OpenOptions::new()
@@ -429,27 +429,14 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Removes the temporary files of killed unpacks into `dir` (their process no longer
-/// runs); they are hidden and never served, this only frees their space.
+/// Removes the temporary files `.cloudimg-unpack-<writer>-<n>.part` of killed unpacks
+/// into `dir` (their writer, a [`cloudimg_liveness::tag`], no longer runs); they are
+/// hidden and never served, this only frees their space.
 fn remove_stray_temps(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(".cloudimg-unpack-"))
-            .and_then(|n| n.strip_suffix(".part"))
-            .and_then(|n| n.split('-').next())
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = fs::remove_file(e.path());
-        }
-    }
+    cloudimg_liveness::remove_left_by_dead(dir, |n| {
+        let rest = n.strip_prefix(".cloudimg-unpack-")?.strip_suffix(".part")?;
+        Some(rest.rsplit_once('-')?.0)
+    });
 }
 
 fn hit(opts: &UnpackOptions, point: &str) {

@@ -9,7 +9,8 @@
 //! `upload:before-manifest` (every upload: the CLI's, the API's image data, import
 //! packages and exports), `import:before-record` (the package is stored, its record
 //! is not), `download:mid-stream` (a chunk of the object is in the temporary file),
-//! `download:before-publish` (all of it is, not yet under its name), and, through
+//! `download:before-publish` (all of it is, not yet under its name),
+//! `pack:before-publish` (the whole package is in its temporary file), and, through
 //! `cloudimg_ova::unpack::UnpackOptions::crash_hook`, `unpack:mid-stream`,
 //! `unpack:before-publish` and `unpack:mid-publish` (one file placed, the others not).
 

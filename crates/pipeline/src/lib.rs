@@ -22,7 +22,8 @@ pub mod error;
 pub mod hash;
 pub mod http;
 pub mod httpwire;
-pub mod liveness;
+/// Whether a writer still runs (its own crate: the ova and cli temporaries use it too).
+pub use cloudimg_liveness as liveness;
 pub mod local;
 pub mod mapped;
 mod md5pair;

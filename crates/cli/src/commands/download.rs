@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let target = &args.output_file;
         remove_stray_parts(target);
         let mut part = target.as_os_str().to_owned();
-        part.push(format!(".part-{}", std::process::id()));
+        part.push(format!(".part-{}", cloudimg_liveness::tag()));
         let part = PathBuf::from(part);
         let f = std::fs::File::create(&part)
             .with_context(|| format!("{}: create", target.display()))?;
@@ -160,8 +160,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes the temporary files `OUT.part-<pid>` that killed downloads into `target` left
-/// (their process no longer runs); a running download's is left alone.
+/// Removes the temporary files `OUT.part-<writer>` that killed downloads into `target`
+/// left (their writer, a [`cloudimg_liveness::tag`], no longer runs); a running
+/// download's is left alone.
 fn remove_stray_parts(target: &std::path::Path) {
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
         return;
@@ -172,20 +173,5 @@ fn remove_stray_parts(target: &std::path::Path) {
         dir
     };
     let stem = format!("{}.part-", name.to_string_lossy());
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let n = e.file_name();
-        let Some(pid) = n
-            .to_str()
-            .and_then(|n| n.strip_prefix(&stem))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
+    cloudimg_liveness::remove_left_by_dead(dir, |n| n.strip_prefix(&stem));
 }

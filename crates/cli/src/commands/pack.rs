@@ -160,6 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let out = io::BufWriter::with_capacity(1 << 20, Watched(file, failure.clone()));
         let report = write_package(&args, &sources, out, &opts, &bar)
             .map_err(|e| failure.explain(&args.out, e))?;
+        cloudimg_pipeline::crashpoint::hit("pack:before-publish");
         std::fs::rename(&temp, &args.out)
             .with_context(|| format!("{}: rename into place", args.out.display()))?;
         guard.0 = None;
@@ -339,12 +340,20 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// `.OUT.partial-<writer>` beside `out`, after removing the ones that killed packs into
+/// `out` left (their writer, a [`cloudimg_liveness::tag`], no longer runs).
 fn temp_name(out: &Path) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+    let stem = format!(".{name}.partial-");
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    cloudimg_liveness::remove_left_by_dead(dir, |n| n.strip_prefix(&stem));
+    out.with_file_name(format!("{stem}{}", cloudimg_liveness::tag()))
 }
 
 struct RemoveOnDrop(Option<PathBuf>);

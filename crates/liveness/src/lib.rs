@@ -1,6 +1,8 @@
 //! Whether a process still runs, told apart from a later one given the same pid: what is
 //! needed to remove what a killed process left behind (local store temporaries, store
-//! lock entries) and never what a live one is writing.
+//! lock entries, a download's `.part`, an unpack's member files) and never what a live
+//! one is writing. A pid alone is not enough: after a reboot, or once pids wrap, a dead
+//! writer's pid can name a live process, and its leftovers would stay for ever.
 //!
 //! A process is named by its boot (`/proc/sys/kernel/random/boot_id`), its pid and the
 //! pid's start time (clock ticks after boot, field 22 of `/proc/<pid>/stat`); the three
@@ -53,6 +55,21 @@ pub fn tag_is_gone(tag: &str) -> bool {
     boot != mine || pid_start(pid) != Some(start)
 }
 
+/// Removes the files of `dir` that a writer left which no longer runs: `writer_of` gives
+/// the [`tag`] a file name carries (None: not such a file). Best effort: what cannot be
+/// read or removed is left, since it only takes space and is never served.
+pub fn remove_left_by_dead(dir: &std::path::Path, writer_of: impl Fn(&str) -> Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name.to_str().and_then(&writer_of).is_some_and(tag_is_gone) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +90,28 @@ mod tests {
         for t in ["", "123", "abc-def-ghi", "1234567-1-1"] {
             assert!(!tag_is_gone(t), "{t}");
         }
+    }
+
+    #[test]
+    fn only_a_dead_writers_files_are_removed() {
+        let dir = std::env::temp_dir().join(format!("liveness-{}", tag()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let (pid, start) = (child.id(), pid_start(child.id()).unwrap_or(1));
+        child.wait().unwrap();
+        let boot = tag().split('-').next().unwrap();
+        let dead = format!("out.part-{boot}-{pid}-{start}");
+        let live = format!("out.part-{}", tag());
+        for n in [&dead, &live, "out.part-123", "other"] {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        remove_left_by_dead(&dir, |n| n.strip_prefix("out.part-"));
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(left, ["other", "out.part-123", live.as_str()]);
     }
 }
