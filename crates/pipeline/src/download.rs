@@ -23,13 +23,14 @@
 //! same ordered pass (the object is split into ranged pieces for parallelism).
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::hash::Sha512;
 use crate::hash::{normalize_etag, Checksums, SegmentedMd5};
 use crate::pool::Pool;
 use crate::store::{list_all, Manifest, ObjectPath, ObjectStore};
 use crate::upload::{mib_s, Progress};
 use md5::{Digest, Md5};
 use serde::Serialize;
-use sha2::{Sha256, Sha512};
+use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -344,10 +345,7 @@ impl Ordered {
                 .sha256
                 .map(|h| hex::encode(h.finalize()))
                 .unwrap_or_default(),
-            sha512: self
-                .sha512
-                .map(|h| hex::encode(h.finalize()))
-                .unwrap_or_default(),
+            sha512: self.sha512.map(Sha512::finish_hex).unwrap_or_default(),
         }
     }
 

@@ -14,11 +14,11 @@ use super::input::{Input, Positional};
 use super::options::UploadOptions;
 use super::plan::{Existing, Plan, Target};
 use crate::error::{Error, ErrorKind, Result};
-use crate::hash::{normalize_etag, Checksums, SegmentedMd5};
+use crate::hash::{normalize_etag, Checksums, SegmentedMd5, Sha512, StreamDigest};
 use crate::pool::Pool;
 use crate::store::{Body, HashedSlice, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
-use sha2::{Sha256, Sha512};
+use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -521,7 +521,7 @@ impl Drop for SharedBuf<'_> {
 
 /// A thread hashing with `H` every buffer sent to it, returning the hex digest; neither
 /// thread nor sender when the digest is not chosen (`on` false), so nothing is queued.
-fn digest_thread<'s, 'p: 's, H: Digest + Send + 's>(
+fn digest_thread<'s, 'p: 's, H: StreamDigest + 's>(
     s: &'s std::thread::Scope<'s, '_>,
     on: bool,
 ) -> (
@@ -533,11 +533,11 @@ fn digest_thread<'s, 'p: 's, H: Digest + Send + 's>(
     }
     let (tx, rx) = channel::<Arc<SharedBuf<'p>>>();
     let handle = s.spawn(move || {
-        let mut h = H::new();
+        let mut h = H::start();
         for b in rx {
-            h.update(&b[..]);
+            h.feed(&b[..]);
         }
-        hex::encode(h.finalize())
+        h.hex()
     });
     (Some(tx), Some(handle))
 }

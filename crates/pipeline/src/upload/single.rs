@@ -6,10 +6,10 @@ use super::input::Input;
 use super::options::{mib_s, LargeKind, UploadOptions, UploadSummary};
 use super::verify;
 use crate::error::{Error, Result};
-use crate::hash::{Checksums, Digests, MultiHasher};
+use crate::hash::{Checksums, Digests, MultiHasher, Sha512};
 use crate::store::{Body, Capabilities, HashedSlice, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
-use sha2::{Sha256, Sha512};
+use sha2::Sha256;
 use std::io::Read;
 use std::time::Instant;
 
@@ -170,9 +170,7 @@ pub(super) fn put_positional(
 /// MD5 and the chosen digests of one in-memory buffer, each on its own thread.
 fn hash_all(data: &[u8], digests: Digests) -> Checksums {
     std::thread::scope(|s| {
-        let sha512 = digests
-            .sha512
-            .then(|| s.spawn(|| hex::encode(Sha512::digest(data))));
+        let sha512 = digests.sha512.then(|| s.spawn(|| Sha512::digest_hex(data)));
         let sha256 = digests
             .sha256
             .then(|| s.spawn(|| hex::encode(Sha256::digest(data))));
