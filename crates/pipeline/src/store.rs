@@ -332,6 +332,15 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// What [`ObjectStore::head`] says, except that the ETag may be left out (`None`)
+    /// where knowing it would cost a read of the whole object: the local store's ETag of
+    /// a file it did not write itself (no sidecar) is the MD5 of all its bytes. For a
+    /// caller that needs the size and the large-object manifest only (an import opening
+    /// its source, whose bytes it then reads and checks as a VHD).
+    fn head_unhashed(&self, path: &ObjectPath) -> Result<ObjectInfo> {
+        self.head(path)
+    }
+
     /// Up to `limit` objects whose names start with `prefix` and sort after `marker`.
     fn list(
         &self,

@@ -310,3 +310,43 @@ fn a_range_that_changed_after_it_was_hashed_is_refused() {
         "no manifest after a refused segment"
     );
 }
+
+#[test]
+fn head_unhashed_leaves_out_only_an_etag_that_would_cost_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path()).unwrap();
+    store.ensure_container("c").unwrap();
+    let d = common::data(70_000, 9);
+    // Dropped into the folder by someone else: no sidecar, the ETag is a read away.
+    std::fs::write(dir.path().join("c").join("dropped"), &d).unwrap();
+    let dropped = ObjectPath::new("c", "dropped");
+    let full = store.head(&dropped).unwrap();
+    assert_eq!(full.etag.as_deref(), Some(common::md5_hex(&d).as_str()));
+    let cheap = store.head_unhashed(&dropped).unwrap();
+    assert_eq!(
+        (cheap.size, cheap.etag, cheap.manifest),
+        (70_000, None, None)
+    );
+    // Written by the store: the ETag it recorded comes along; a large object keeps its
+    // manifest, size and ETag.
+    for (name, large) in [("plain", LargeKind::Single), ("dlo", LargeKind::Dlo)] {
+        let p = ObjectPath::new("c", name);
+        let o = UploadOptions {
+            segment_size: 30_000,
+            large,
+            ..Default::default()
+        };
+        upload(
+            &store,
+            &p,
+            Source::stream(std::io::Cursor::new(d.clone())),
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            store.head_unhashed(&p).unwrap(),
+            store.head(&p).unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -77,8 +77,10 @@ impl ObjectIo {
     /// Resolves `path` in `store`. A missing object is `NotFound`.
     pub fn open(store: Arc<dyn ObjectStore>, path: &ObjectPath) -> Result<ObjectIo> {
         let url = store.url(path);
+        // Size and manifest only: the bytes are read and checked as a VHD anyway, and a
+        // local store would hash the whole object for an ETag nobody reads.
         let info = store
-            .head(path)
+            .head_unhashed(path)
             .map_err(|e| Error::store("open source", &url, e))?;
         let pieces = match &info.manifest {
             Some(Manifest::Dlo { container, prefix }) => {

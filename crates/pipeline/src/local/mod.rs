@@ -95,6 +95,54 @@ impl LocalStore {
         Ok(r.finish().0)
     }
 
+    /// `head`; with `hash` false a plain object's ETag comes from its sidecar only (none
+    /// for a file the store did not write).
+    fn head_with(&self, path: &ObjectPath, hash: bool) -> Result<ObjectInfo> {
+        let (file, md) = self.stat(path)?;
+        let meta = self
+            .read_meta(path)
+            .filter(|m| m.size == md.len() && m.mtime_ns == mtime_ns(&md));
+        let (content_type, metadata) = meta
+            .as_ref()
+            .map(|m| (m.content_type.clone(), m.metadata.clone()))
+            .unwrap_or_default();
+        let recorded = meta.as_ref().map(|m| m.etag.clone());
+        match meta.and_then(|m| m.manifest) {
+            None => Ok(ObjectInfo {
+                size: md.len(),
+                etag: if hash {
+                    Some(self.etag_of(path, &file, &md)?)
+                } else {
+                    recorded
+                },
+                manifest: None,
+                content_type,
+                metadata,
+            }),
+            Some(LocalManifest::Dlo { container, prefix }) => {
+                let entries = crate::store::list_all(self, &container, &prefix)?;
+                Ok(ObjectInfo {
+                    size: entries.iter().map(|e| e.size).sum(),
+                    etag: Some(crate::hash::md5_of_hex_etags(
+                        entries.iter().map(|e| e.etag.as_str()),
+                    )),
+                    manifest: Some(Manifest::Dlo { container, prefix }),
+                    content_type,
+                    metadata,
+                })
+            }
+            Some(LocalManifest::Slo { segments }) => Ok(ObjectInfo {
+                size: segments.iter().map(|s| s.size).sum(),
+                etag: Some(crate::hash::md5_of_hex_etags(
+                    segments.iter().map(|s| s.etag.as_str()),
+                )),
+                manifest: Some(Manifest::Slo),
+                content_type,
+                metadata,
+            }),
+        }
+    }
+
     fn stat(&self, path: &ObjectPath) -> Result<(PathBuf, fs::Metadata)> {
         let file = self.file_path(path)?;
         match fs::metadata(&file) {
@@ -444,44 +492,11 @@ impl ObjectStore for LocalStore {
     }
 
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {
-        let (file, md) = self.stat(path)?;
-        let meta = self
-            .read_meta(path)
-            .filter(|m| m.size == md.len() && m.mtime_ns == mtime_ns(&md));
-        let (content_type, metadata) = meta
-            .as_ref()
-            .map(|m| (m.content_type.clone(), m.metadata.clone()))
-            .unwrap_or_default();
-        match meta.and_then(|m| m.manifest) {
-            None => Ok(ObjectInfo {
-                size: md.len(),
-                etag: Some(self.etag_of(path, &file, &md)?),
-                manifest: None,
-                content_type,
-                metadata,
-            }),
-            Some(LocalManifest::Dlo { container, prefix }) => {
-                let entries = crate::store::list_all(self, &container, &prefix)?;
-                Ok(ObjectInfo {
-                    size: entries.iter().map(|e| e.size).sum(),
-                    etag: Some(crate::hash::md5_of_hex_etags(
-                        entries.iter().map(|e| e.etag.as_str()),
-                    )),
-                    manifest: Some(Manifest::Dlo { container, prefix }),
-                    content_type,
-                    metadata,
-                })
-            }
-            Some(LocalManifest::Slo { segments }) => Ok(ObjectInfo {
-                size: segments.iter().map(|s| s.size).sum(),
-                etag: Some(crate::hash::md5_of_hex_etags(
-                    segments.iter().map(|s| s.etag.as_str()),
-                )),
-                manifest: Some(Manifest::Slo),
-                content_type,
-                metadata,
-            }),
-        }
+        self.head_with(path, true)
+    }
+
+    fn head_unhashed(&self, path: &ObjectPath) -> Result<ObjectInfo> {
+        self.head_with(path, false)
     }
 
     fn list(
