@@ -95,6 +95,10 @@ impl ObjectStore for FencedStore {
         self.at("head", path)?;
         self.inner.head(path)
     }
+    fn head_unhashed(&self, path: &ObjectPath) -> Result<ObjectInfo> {
+        self.at("head", path)?;
+        self.inner.head_unhashed(path)
+    }
     fn list(
         &self,
         container: &str,
