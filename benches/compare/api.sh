@@ -267,9 +267,26 @@ to_ms() {
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
 
-# load ENDPOINT SERVER [record]: one wrk run; with "record", a row in results.tsv.
+# settle: waits (at most 20 s) until the machine is idle (under half a core busy over
+# 0.5 s). Glance answers the last of a run's 50 requests for up to a second after wrk
+# stops (its p99 is that long): without this, the next server's run shared the cores
+# with it and its p99 showed Glance's tail, not its own.
+settle() {
+    local i a b
+    for i in $(seq 40); do
+        a="$(machine_ticks)"
+        sleep 0.5
+        b="$(machine_ticks)"
+        [ "$(((b - a) * 4))" -lt "$tck" ] && return 0
+    done
+    note "the machine did not settle: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# load ENDPOINT SERVER [record]: one wrk run, on an idle machine; with "record", a row
+# in results.tsv.
 load() {
     local ep="$1" s="$2" rec="${3:-}" dur="$secs"
+    settle
     local u="url_$s" g="grp_$s" args=()
     [ -z "$rec" ] && dur=3
     case "$ep" in
