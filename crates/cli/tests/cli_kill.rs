@@ -321,18 +321,9 @@ fn killed_exports_into_swift_rerun_to_the_source_disk() {
     let store = dir.path().join("store");
     let id = import_vhd(&vhd, &store);
     let manifest = format!("{id}.vhd");
-    let tiny = dir.path().join("tiny");
-    std::fs::write(&tiny, b"x").unwrap();
     for point in UPLOAD_POINTS {
-        let c = gc.add(support::unique("kill-exp"));
-        let to = format!("swift://{c}");
-        // An upload makes the container.
-        ok(&cloudimg()
-            .arg("upload")
-            .arg(&tiny)
-            .arg(format!("{to}/tiny"))
-            .output()
-            .unwrap());
+        let to = gc.made(dir.path(), "kill-exp");
+        let c = &to["swift://".len()..];
         let args = export_args(s(&store), &id, &to);
         killed_at(point, &args);
         let back = dir.path().join("back.vhd");
@@ -349,7 +340,7 @@ fn killed_exports_into_swift_rerun_to_the_source_disk() {
             .unwrap());
         assert!(raw_of(&back) == raw, "{point}: the export is the source");
         let size = std::fs::metadata(&back).unwrap().len();
-        only_object_and_segments(&c, &manifest, size, &["tiny"], point);
+        only_object_and_segments(c, &manifest, size, &["tiny"], point);
         let all = files(&store);
         assert!(
             !all.iter()

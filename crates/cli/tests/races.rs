@@ -220,16 +220,7 @@ fn two_exports_into_one_swift_container_at_once_leave_one_export() {
     let (store, id, raw) = imported(dir.path(), 6);
     let gc = support::SwiftCleanup::default();
     for round in 0..SWIFT_ROUNDS {
-        let to = format!("swift://{}", gc.add(support::unique("race-exp")));
-        // An upload makes its container.
-        let tiny = dir.path().join("tiny");
-        std::fs::write(&tiny, b"x").unwrap();
-        ok(&cloudimg()
-            .arg("upload")
-            .arg(&tiny)
-            .arg(format!("{to}/tiny"))
-            .output()
-            .unwrap());
+        let to = gc.made(dir.path(), "race-exp");
         let args = export_args(&store, &id, &to);
         let outs = both(&args, &args);
         for o in &outs {

@@ -56,18 +56,26 @@ pub fn tag_is_gone(tag: &str) -> bool {
 }
 
 /// Removes the files of `dir` that a writer left which no longer runs: `writer_of` gives
-/// the [`tag`] a file name carries (None: not such a file). Best effort: what cannot be
-/// read or removed is left, since it only takes space and is never served.
-pub fn remove_left_by_dead(dir: &std::path::Path, writer_of: impl Fn(&str) -> Option<&str>) {
+/// the [`tag`] a file name carries (None: not such a file). Returns what it removed. Best
+/// effort: what cannot be read or removed is left, since it only takes space and is never
+/// served.
+pub fn remove_left_by_dead(
+    dir: &std::path::Path,
+    writer_of: impl Fn(&str) -> Option<&str>,
+) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
+    let mut removed = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name();
-        if name.to_str().and_then(&writer_of).is_some_and(tag_is_gone) {
-            let _ = std::fs::remove_file(e.path());
+        if name.to_str().and_then(&writer_of).is_some_and(tag_is_gone)
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed.push(e.path());
         }
     }
+    removed
 }
 
 #[cfg(test)]

@@ -245,6 +245,23 @@ impl SwiftCleanup {
     }
 }
 
+impl SwiftCleanup {
+    /// A new Swift container named after `prefix`, deleted at the end, made by uploading
+    /// a one-byte object `tiny` into it (staged in `dir`): `swift://CONTAINER`.
+    pub fn made(&self, dir: &Path, prefix: &str) -> String {
+        let to = format!("swift://{}", self.add(unique(prefix)));
+        let tiny = dir.join("tiny");
+        std::fs::write(&tiny, b"x").unwrap();
+        ok(&cloudimg()
+            .arg("upload")
+            .arg(&tiny)
+            .arg(format!("{to}/tiny"))
+            .output()
+            .unwrap());
+        to
+    }
+}
+
 impl Drop for SwiftCleanup {
     fn drop(&mut self) {
         let Some(env) = swift_env() else {

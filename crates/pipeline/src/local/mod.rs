@@ -330,25 +330,11 @@ fn sweep_once(dir: &Path) {
     {
         return;
     }
-    let Ok(rd) = fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        let Some(tag) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(TMP_PREFIX))
-            .and_then(|n| n.split('.').next())
-        else {
-            continue;
-        };
-        if crate::liveness::tag_is_gone(tag) {
-            log::info!(
-                "removing {} (its writer no longer runs)",
-                e.path().display()
-            );
-            let _ = fs::remove_file(e.path());
-        }
+    let removed = crate::liveness::remove_left_by_dead(dir, |n| {
+        n.strip_prefix(TMP_PREFIX)?.split('.').next()
+    });
+    for p in removed {
+        log::info!("removing {} (its writer no longer runs)", p.display());
     }
 }
 
