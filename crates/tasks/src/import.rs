@@ -7,7 +7,8 @@
 //! 2. The allocation plan of the output dynamic VHD, which a front-to-back writer needs
 //!    before its first byte: from the BAT for a dynamic source (blocks it allocates stay
 //!    allocated, no data read), or, for a fixed source, from a first pass over the data
-//!    (one sequential GET) that finds all-zero blocks, which are left unallocated.
+//!    (ranged GETs in parallel, [`crate::zeroscan`]) that finds all-zero blocks, which
+//!    are left unallocated.
 //! 3. One streaming pass: source (ranged GETs, read ahead on a thread) -> dynamic VHD
 //!    writer -> tar member `0.vhd` -> parallel gzip -> MD5/SHA512 -> segment uploads.
 //! 4. Verify the package (segment listing, sizes, ETags, total), then write the record.
@@ -39,6 +40,9 @@ pub const DEFAULT_MAX_VIRTUAL: u64 = 160 << 30;
 /// of the largest virtual size is that plus a footer; a dynamic one adds a BAT and
 /// bitmaps).
 pub const DEFAULT_MAX_PHYSICAL: u64 = (160 << 30) + (160 << 20);
+
+/// GETs at once in the zero scan of a fixed source (see [`crate::zeroscan`]).
+const SCAN_JOBS: usize = 4;
 
 /// Namespace of image ids derived from task ids.
 const IMAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f7564_696d_4700_8000_696d706f7274);
@@ -359,25 +363,26 @@ fn transfer(
         keep_zero_blocks: !fixed,
         ..DynamicOptions::default()
     };
-    let layout = {
-        let mut src = ChainSource::new(&chain);
-        if fixed {
+    let layout = if fixed {
+        progress(Progress {
+            phase: Phase::Scanning,
+            done: 0,
+            total: size,
+        });
+        let report = |done| {
             progress(Progress {
                 phase: Phase::Scanning,
-                done: 0,
+                done,
                 total: size,
-            });
-            let mut scan = ScanProgress {
-                inner: &mut src,
-                progress,
-                size,
-            };
-            DynamicLayout::plan(&mut scan, &dopts)
-        } else {
-            DynamicLayout::plan(&mut src, &dopts)
-        }
-        .map_err(|e| from_vhd("plan", &url, e))?
-    };
+            })
+        };
+        let blocks =
+            crate::zeroscan::nonzero_blocks(io, size, dopts.block_size, SCAN_JOBS, &report)?;
+        DynamicLayout::new(size, dopts.block_size, blocks, dopts.uuid)
+    } else {
+        DynamicLayout::plan(&mut ChainSource::new(&chain), &dopts)
+    }
+    .map_err(|e| from_vhd("plan", &url, e))?;
     let pkg_path = images.package_path(&id);
     let mut writer = PackageWriter::new(
         images.object_store().clone(),
@@ -422,31 +427,4 @@ fn transfer(
     );
     cloudimg_pipeline::crashpoint::hit("import:before-record");
     images.put_record(&rec)
-}
-
-/// Reports scan progress from the reads the planner makes.
-struct ScanProgress<'a, 'b> {
-    inner: &'a mut ChainSource<'b>,
-    progress: ProgressFn<'a>,
-    size: u64,
-}
-
-impl cloudimg_vhd::write::DiskSource for ScanProgress<'_, '_> {
-    fn virtual_size(&self) -> u64 {
-        self.inner.virtual_size()
-    }
-
-    fn next_data(&mut self, from: u64) -> cloudimg_vhd::Result<Option<(u64, u64)>> {
-        self.inner.next_data(from)
-    }
-
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> cloudimg_vhd::Result<()> {
-        self.inner.read_at(offset, buf)?;
-        (self.progress)(Progress {
-            phase: Phase::Scanning,
-            done: offset + buf.len() as u64,
-            total: self.size,
-        });
-        Ok(())
-    }
 }

@@ -36,6 +36,7 @@ pub mod progress;
 pub mod register;
 pub mod task;
 pub mod time;
+mod zeroscan;
 
 pub use codes::FailureCode;
 pub use error::{Error, ErrorKind, Result};

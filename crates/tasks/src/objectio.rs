@@ -175,6 +175,19 @@ impl ObjectIo {
         }
     }
 
+    /// A reader of `[offset, offset + len)` with GETs of its own (one per piece it
+    /// crosses, opened as it gets there), apart from the shared read-ahead: several
+    /// can read different parts of the object at once.
+    pub fn span(&self, offset: u64, len: u64) -> SpanReader<'_> {
+        let end = offset.saturating_add(len).min(self.len);
+        SpanReader {
+            io: self,
+            pos: offset.min(end),
+            end,
+            open: None,
+        }
+    }
+
     fn piece_at(&self, offset: u64) -> Option<usize> {
         let i = self.pieces.partition_point(|p| p.start + p.len <= offset);
         (i < self.pieces.len()).then_some(i)
@@ -342,6 +355,72 @@ impl LayerIo for ObjectIo {
 
     fn len(&self) -> u64 {
         self.len
+    }
+}
+
+/// Reads part of an [`ObjectIo`] front to back: see [`ObjectIo::span`].
+pub struct SpanReader<'a> {
+    io: &'a ObjectIo,
+    pos: u64,
+    end: u64,
+    /// The open GET and the bytes it has left.
+    open: Option<(Box<dyn Read + Send>, u64)>,
+}
+
+impl SpanReader<'_> {
+    /// Bytes of the span not read yet.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+
+    fn open_at(&self) -> io::Result<(Box<dyn Read + Send>, u64)> {
+        let io = self.io;
+        let i = io.piece_at(self.pos).expect("inside the object");
+        let p = &io.pieces[i];
+        let local = self.pos - p.start;
+        let want = (p.start + p.len).min(self.end) - self.pos;
+        let s = io
+            .store
+            .get(&p.path, Some(local..local + want))
+            .map_err(|e| io::Error::other(Error::store("read source", io.store.url(&p.path), e)))?;
+        if s.len != want {
+            return Err(io::Error::other(Error::new(
+                ErrorKind::Store,
+                "read source",
+                io.store.url(&p.path),
+                format!(
+                    "asked for {want} bytes at {local}, the store offers {}",
+                    s.len
+                ),
+            )));
+        }
+        Ok((s.reader, want))
+    }
+}
+
+impl Read for SpanReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.end || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.open.as_ref().is_none_or(|(_, left)| *left == 0) {
+            self.open = Some(self.open_at()?);
+        }
+        let (r, left) = self.open.as_mut().expect("just opened");
+        let want = (*left).min(buf.len() as u64) as usize;
+        let n = r.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the store ended a GET at byte {} of the object, {left} bytes early",
+                    self.pos
+                ),
+            ));
+        }
+        *left -= n as u64;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

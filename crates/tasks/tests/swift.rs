@@ -289,3 +289,85 @@ fn rejections_from_swift_objects() {
         .unwrap()
         .is_empty());
 }
+
+/// A fixed disk of 80 MiB (40 blocks, two spans of the parallel zero scan) uploaded by
+/// python-swiftclient as a DLO of 3 MiB segments, which cut blocks in the middle: the
+/// import allocates exactly the blocks holding data, and the disk is the same.
+#[test]
+fn a_fixed_source_in_unaligned_segments_keeps_its_disk_and_drops_only_zero_blocks() {
+    let Some(env) = setup() else { return };
+    let s = store(&env);
+    let (uploads, images_c) = (unique("up"), unique("img"));
+    let _clean = Cleanup(
+        env.clone(),
+        vec![
+            uploads.clone(),
+            format!("{uploads}_segments"),
+            images_c.clone(),
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (block, blocks) = (2usize << 20, 40usize);
+    // Data in blocks 0 (all of it), 13 (its last byte only, past the segment cut at
+    // 27 MiB), 31 (its first byte) and 39; every other block is zero.
+    let data_blocks = [0usize, 13, 31, 39];
+    let mut disk = vec![0u8; block * blocks];
+    disk[..block].fill(0x11);
+    disk[14 * block - 1] = 0x22;
+    disk[31 * block] = 0x33;
+    disk[39 * block + 12345] = 0x44;
+    let mut footer = cloudimg_vhd::Footer::new(
+        cloudimg_vhd::DiskType::Fixed,
+        disk.len() as u64,
+        uuid::Uuid::new_v4(),
+        0,
+    );
+    disk.extend_from_slice(&footer.seal());
+    let src = tmp.path().join("fixed.vhd");
+    std::fs::write(&src, &disk).unwrap();
+    let out = swift_cmd(&env, tmp.path())
+        .args([
+            "upload",
+            "--segment-size",
+            &(3 << 20).to_string(),
+            &uploads,
+            "fixed.vhd",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "swift upload: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    s.ensure_container(&images_c).unwrap();
+    let images = ImageStore::new(s.clone(), &images_c, "images/");
+    let mut task = Task::new(
+        TaskType::Import,
+        ImportInput::to_json(&uploads, "fixed.vhd", "fixed from swift"),
+        "tenant1",
+    );
+    let imported = import::run(
+        &mut task,
+        &s,
+        &images,
+        &ImportOptions::default(),
+        progress::silent(),
+    )
+    .unwrap();
+    let rec = images.require(&imported.image_id).unwrap();
+    let dir = tmp.path().join("unpacked");
+    std::fs::create_dir(&dir).unwrap();
+    let stored = open_chain(&unpack_image(&images, &rec, &dir));
+    assert_same_disk(&stored, &open_leaf(&src));
+    let allocated: Vec<usize> = stored
+        .leaf()
+        .bat()
+        .iter()
+        .enumerate()
+        .filter(|(_, &e)| e != u32::MAX)
+        .map(|(b, _)| b)
+        .collect();
+    assert_eq!(allocated, data_blocks);
+}
