@@ -39,7 +39,7 @@ pub mod url;
 pub use error::{Error, ErrorKind, Result};
 pub use retry::RetryPolicy;
 pub use store::{
-    list_all, Body, Capabilities, FileRange, GetStream, ListEntry, ListPage, Manifest, ObjectInfo,
-    ObjectPath, ObjectStore, PartInfo, PutOptions, PutResult, SegmentRef,
+    get_range_unhashed, list_all, Body, Capabilities, FileRange, GetStream, ListEntry, ListPage,
+    Manifest, ObjectInfo, ObjectPath, ObjectStore, PartInfo, PutOptions, PutResult, SegmentRef,
 };
 pub use url::open_url;

@@ -478,6 +478,35 @@ pub fn list_all(store: &dyn ObjectStore, container: &str, prefix: &str) -> Resul
     }
 }
 
+/// `store.get(path, Some(range))` for a caller that checks the bytes itself (or does not
+/// need the server to): a range starting at byte 0 is asked for as two GETs, the first
+/// byte and then the rest. Swift's object server MD5s every read that starts at byte 0
+/// (to quarantine bit rot once it reaches the end; the client has its bytes by then), at
+/// about three times the CPU of sending them: 0.16 s against 0.04 s of object-server CPU
+/// per 64 MiB, measured on the local Swift. Other stores pay one small request.
+pub fn get_range_unhashed(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+    range: Range<u64>,
+) -> Result<GetStream> {
+    if range.start != 0 || range.end < 2 {
+        return store.get(path, Some(range));
+    }
+    let first = store.get(path, Some(0..1))?;
+    let mut b = [0u8; 1];
+    if first.len != 1 {
+        return Ok(first);
+    }
+    let mut r = first.reader;
+    r.read_exact(&mut b)
+        .map_err(|e| Error::io("get", store.url(path), e).with_kind(ErrorKind::Transient))?;
+    let rest = store.get(path, Some(1..range.end))?;
+    Ok(GetStream {
+        reader: Box::new(std::io::Cursor::new(b).chain(rest.reader)),
+        len: 1 + rest.len,
+    })
+}
+
 /// Reads a whole (small) object into memory, refusing anything above `max` bytes.
 pub fn get_bytes(store: &dyn ObjectStore, path: &ObjectPath, max: u64) -> Result<Vec<u8>> {
     let s = store.get(path, None)?;

@@ -90,10 +90,9 @@ impl ReadAt for RangeSource {
             let local = offset - p.start;
             let n = (p.len - local).min(buf.len() as u64);
             let url = || self.store.url(&p.path);
-            let mut s = self
-                .store
-                .get(&p.path, Some(local..local + n))
-                .map_err(|e| io::Error::other(Error::store("read package", url(), e)))?;
+            let mut s =
+                cloudimg_pipeline::get_range_unhashed(&*self.store, &p.path, local..local + n)
+                    .map_err(|e| io::Error::other(Error::store("read package", url(), e)))?;
             if s.len != n {
                 return Err(io::Error::other(Error::new(
                     ErrorKind::Store,

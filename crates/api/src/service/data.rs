@@ -631,8 +631,7 @@ fn streamed_body(
                     .map_err(|e| e.to_string())
                     .and_then(|_| w.flush().map_err(|e| e.to_string()))
             }
-            Some((a, b)) => store
-                .get(&path, Some(a..b + 1))
+            Some((a, b)) => cloudimg_pipeline::get_range_unhashed(&*store, &path, a..b + 1)
                 .map_err(|e| e.to_string())
                 .and_then(|mut s| {
                     io::copy(&mut s.reader, &mut w)
