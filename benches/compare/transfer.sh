@@ -75,16 +75,20 @@ for size in $sizes; do
     for tool in "${tools[@]}"; do
         round=0 up "$tool" "$src" "$tool-$size"
     done
+    # One output at a time (each tool's first download is compared, then every output
+    # is removed), so a 4 GiB run needs the source, three objects and one output.
     group="download $size MiB (each tool's own upload)"
     for round in $(seq 0 "$BENCH_RUNS"); do
         for tool in "${tools[@]}"; do
-            down "$tool" "$tool-$size" "$d/$tool.out"
+            down "$tool" "$tool-$size" "$d/out"
+            if [ "$round" = 0 ]; then
+                cmp "$src" "$d/out" >/dev/null && note "$size MiB download by $tool: equal to the source" ||
+                    note "$size MiB download by $tool: DIFFERS"
+            fi
+            rm -f "$d/out"
         done
     done
     for tool in "${tools[@]}"; do
-        cmp "$src" "$d/$tool.out" >/dev/null && note "$size MiB download by $tool: equal to the source" ||
-            note "$size MiB download by $tool: DIFFERS"
-        rm -f "$d/$tool.out"
         drop "$tool-$size"
     done
     [ "${BENCH_KEEP:-0}" = 1 ] || rm -f "$src"
