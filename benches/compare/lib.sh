@@ -137,6 +137,29 @@ with open(out, "wb") as f:
 EOF
 }
 
+# make_mixed_vhd OUT MB: issue 19's input, a fixed VHD (qemu-img, force_size) of MB
+# MiB whose content alternates 2 MiB of random bytes with 2 MiB of text
+# (space-separated 16-hex-digit words from a 5,000-word vocabulary). Kept if present.
+make_mixed_vhd() {
+    local out="$1" mb="$2"
+    [ -f "$out" ] && [ "$(stat -c %s "$out")" = $(((mb << 20) + 512)) ] && return 0
+    python3 - "$out.raw" "$mb" <<'EOF'
+import os, random, sys
+out, mb = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(19)
+vocab = ["%016x" % rnd.getrandbits(64) for _ in range(5000)]
+with open(out, "wb") as f:
+    for i in range(mb // 2):
+        if i % 2 == 0:
+            f.write(os.urandom(2 << 20))
+        else:
+            f.write(" ".join(rnd.choice(vocab) for _ in range((2 << 20) // 17 + 1)).encode()[: 2 << 20])
+    f.truncate(mb << 20)
+EOF
+    qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$out.raw" "$out"
+    rm -f "$out.raw"
+}
+
 cleanup_bench() {
     if [ "${BENCH_KEEP:-0}" != 1 ]; then
         rm -rf "$BENCH_DIR/$1"

@@ -26,23 +26,7 @@ d="$BENCH_DIR/pack"
 mkdir -p "$d/stage"
 jobs=2
 
-if [ ! -f "$d/stage/0.vhd" ] || [ "$(stat -c %s "$d/stage/0.vhd")" != $(((BENCH_SIZE_MB << 20) + 512)) ]; then
-    python3 - "$d/raw" "$BENCH_SIZE_MB" <<'EOF'
-import os, random, sys
-out, mb = sys.argv[1], int(sys.argv[2])
-rnd = random.Random(19)
-vocab = ["%016x" % rnd.getrandbits(64) for _ in range(5000)]
-with open(out, "wb") as f:
-    for i in range(mb // 2):
-        if i % 2 == 0:
-            f.write(os.urandom(2 << 20))
-        else:
-            f.write(" ".join(rnd.choice(vocab) for _ in range((2 << 20) // 17 + 1)).encode()[: 2 << 20])
-    f.truncate(mb << 20)
-EOF
-    qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on "$d/raw" "$d/stage/0.vhd"
-    rm -f "$d/raw"
-fi
+make_mixed_vhd "$d/stage/0.vhd" "$BENCH_SIZE_MB"
 bytes=$(stat -c %s "$d/stage/0.vhd")
 
 # Rows: "label@output file@command[@modes]" (the command writes the output file).
