@@ -91,6 +91,10 @@ impl ObjectStore for FencedStore {
         self.at("get", path)?;
         self.inner.get(path, range)
     }
+    fn get_ranges(&self, path: &ObjectPath, ranges: &[Range<u64>]) -> Result<Option<Vec<Vec<u8>>>> {
+        self.at("get", path)?;
+        self.inner.get_ranges(path, ranges)
+    }
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo> {
         self.at("head", path)?;
         self.inner.head(path)

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod byteranges;
 pub mod crashpoint;
 pub mod download;
 pub mod error;

@@ -321,6 +321,16 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// For a Swift large object the server concatenates the segments.
     fn get(&self, path: &ObjectPath, range: Option<Range<u64>>) -> Result<GetStream>;
 
+    /// The bytes of several small `ranges` of one object (ascending, not overlapping,
+    /// non-empty, within the object) in as few requests as the store allows, or `None`
+    /// when it would take a request per range: then a caller that needs most of the
+    /// object does better streaming it. Swift asks for [`crate::byteranges::MAX_PER_REQUEST`]
+    /// ranges per GET; the local store reads its file.
+    fn get_ranges(&self, path: &ObjectPath, ranges: &[Range<u64>]) -> Result<Option<Vec<Vec<u8>>>> {
+        let _ = (path, ranges);
+        Ok(None)
+    }
+
     /// Size, ETag, metadata and large-object manifest information.
     fn head(&self, path: &ObjectPath) -> Result<ObjectInfo>;
 

@@ -66,3 +66,25 @@ fn expired_token_is_renewed_once() {
         ErrorKind::Auth
     );
 }
+
+/// Swift answers many ranges in one GET (`multipart/byteranges`): the store uses it, so
+/// `get_ranges` is never declined here, and the parts are the bytes.
+#[test]
+fn many_ranges_are_read_by_multi_range_gets() {
+    let Some(store) = swift_store() else { return };
+    let c = common::unique("ranges");
+    store.ensure_container(&c).unwrap();
+    let p = ObjectPath::new(&c, "o");
+    let d = common::data(300_000, 5);
+    store.put(&p, &d, &PutOptions::default()).unwrap();
+    let ranges: Vec<std::ops::Range<u64>> =
+        (0..40u64).map(|i| i * 7_000..i * 7_000 + 4_096).collect();
+    let parts = store
+        .get_ranges(&p, &ranges)
+        .unwrap()
+        .expect("Swift reads many ranges per GET");
+    for (r, part) in ranges.iter().zip(parts) {
+        assert!(part == d[r.start as usize..r.end as usize], "{r:?}");
+    }
+    store.delete(&p).unwrap();
+}

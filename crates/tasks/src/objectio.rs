@@ -158,6 +158,11 @@ impl ObjectIo {
         &self.url
     }
 
+    /// The store holding the pieces.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// The pieces, in order.
     pub fn pieces(&self) -> &[Piece] {
         &self.pieces
@@ -453,7 +458,7 @@ impl Read for SeqReader {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use cloudimg_pipeline::local::LocalStore;
     use cloudimg_pipeline::{
@@ -464,9 +469,9 @@ mod tests {
 
     /// A store that counts GETs.
     #[derive(Debug)]
-    struct Counting {
-        inner: LocalStore,
-        gets: AtomicUsize,
+    pub(crate) struct Counting {
+        pub(crate) inner: LocalStore,
+        pub(crate) gets: AtomicUsize,
     }
 
     impl ObjectStore for Counting {

@@ -99,6 +99,7 @@ pub fn run_suite(store: &dyn ObjectStore, c: &str, seg: u64) {
     store.ensure_container(c).unwrap();
     assert!(store.container_exists(c).unwrap());
     primitives(store, c);
+    many_ranges(store, c);
     single_uploads(store, c, seg);
     let caps = store.capabilities();
     if caps.dlo {
@@ -113,6 +114,28 @@ pub fn run_suite(store: &dyn ObjectStore, c: &str, seg: u64) {
         large(store, c, seg, LargeKind::Multipart);
     }
     auto_kind(store, c, seg);
+}
+
+/// `get_ranges`: every part equal to the bytes, across the requests a store splits them
+/// into (70 ranges: three GETs on Swift), one range alone, and ranges from byte 0 and to
+/// the last byte. A store may decline (`None`: S3) but never answer wrongly.
+fn many_ranges(store: &dyn ObjectStore, c: &str) {
+    let p = ObjectPath::new(c, "ranges.bin");
+    let d = data(1 << 20, 9);
+    store.put(&p, &d, &PutOptions::default()).unwrap();
+    let mut ranges: Vec<std::ops::Range<u64>> = (0..70u64)
+        .map(|i| i * 14_000..i * 14_000 + 1 + i * 37)
+        .collect();
+    ranges.push((1 << 20) - 5..1 << 20);
+    for set in [&ranges[..], &ranges[3..4], &ranges[..2]] {
+        let Some(parts) = store.get_ranges(&p, set).unwrap() else {
+            return;
+        };
+        assert_eq!(parts.len(), set.len());
+        for (r, part) in set.iter().zip(parts) {
+            assert!(part == d[r.start as usize..r.end as usize], "{r:?}");
+        }
+    }
 }
 
 fn primitives(store: &dyn ObjectStore, c: &str) {
