@@ -62,6 +62,42 @@ fn setup() -> Option<SwiftEnv> {
     Some(env)
 }
 
+/// Imports `uploads`/`name` into an image store in `images_c` (made here), checks the
+/// task succeeded, and unpacks the image's chain under `tmp`/unpacked.
+fn import_and_unpack(
+    s: &Arc<dyn ObjectStore>,
+    uploads: &str,
+    name: &str,
+    images_c: &str,
+    tmp: &Path,
+) -> (
+    ImageStore,
+    cloudimg_tasks::imagestore::ImageRecord,
+    cloudimg_vhd::Chain,
+) {
+    s.ensure_container(images_c).unwrap();
+    let images = ImageStore::new(s.clone(), images_c, "images/");
+    let mut task = Task::new(
+        TaskType::Import,
+        ImportInput::to_json(uploads, name, "from swift"),
+        "tenant1",
+    );
+    let imported = import::run(
+        &mut task,
+        s,
+        &images,
+        &ImportOptions::default(),
+        progress::silent(),
+    )
+    .unwrap();
+    assert_eq!(task.status, TaskStatus::Success);
+    let rec = images.require(&imported.image_id).unwrap();
+    let dir = tmp.join("unpacked");
+    std::fs::create_dir(&dir).unwrap();
+    let stored = open_chain(&unpack_image(&images, &rec, &dir));
+    (images, rec, stored)
+}
+
 #[test]
 fn import_from_a_swiftclient_dlo_and_export_back_through_swift() {
     let Some(env) = setup() else { return };
@@ -94,29 +130,8 @@ fn import_from_a_swiftclient_dlo_and_export_back_through_swift() {
         "{info:?}"
     );
 
-    let images = ImageStore::new(s.clone(), &images_c, "images/");
-    s.ensure_container(&images_c).unwrap();
-    let mut task = Task::new(
-        TaskType::Import,
-        ImportInput::to_json(&uploads, "disk.vhd", "from swift"),
-        "tenant1",
-    );
-    let imported = import::run(
-        &mut task,
-        &s,
-        &images,
-        &ImportOptions::default(),
-        progress::silent(),
-    )
-    .unwrap();
-    assert_eq!(task.status, TaskStatus::Success);
-    let rec = images.require(&imported.image_id).unwrap();
-    let dir = tmp.path().join("unpacked");
-    std::fs::create_dir(&dir).unwrap();
-    assert_same_disk(
-        &open_chain(&unpack_image(&images, &rec, &dir)),
-        &open_leaf(&src),
-    );
+    let (images, rec, stored) = import_and_unpack(&s, &uploads, "disk.vhd", &images_c, tmp.path());
+    assert_same_disk(&stored, &open_leaf(&src));
 
     // Export the imported image with small segments, read it back with swift download.
     s.ensure_container(&exports).unwrap();
@@ -341,25 +356,7 @@ fn a_fixed_source_in_unaligned_segments_keeps_its_disk_and_drops_only_zero_block
         String::from_utf8_lossy(&out.stderr)
     );
 
-    s.ensure_container(&images_c).unwrap();
-    let images = ImageStore::new(s.clone(), &images_c, "images/");
-    let mut task = Task::new(
-        TaskType::Import,
-        ImportInput::to_json(&uploads, "fixed.vhd", "fixed from swift"),
-        "tenant1",
-    );
-    let imported = import::run(
-        &mut task,
-        &s,
-        &images,
-        &ImportOptions::default(),
-        progress::silent(),
-    )
-    .unwrap();
-    let rec = images.require(&imported.image_id).unwrap();
-    let dir = tmp.path().join("unpacked");
-    std::fs::create_dir(&dir).unwrap();
-    let stored = open_chain(&unpack_image(&images, &rec, &dir));
+    let (_, _, stored) = import_and_unpack(&s, &uploads, "fixed.vhd", &images_c, tmp.path());
     assert_same_disk(&stored, &open_leaf(&src));
     let allocated: Vec<usize> = stored
         .leaf()
