@@ -10,7 +10,7 @@ use cloudimg_pipeline::download::{download, DownloadOptions};
 use cloudimg_pipeline::http::HttpConfig;
 use cloudimg_pipeline::s3::{S3Config, S3Store};
 use cloudimg_pipeline::swift::{SwiftAuth, SwiftStore};
-use cloudimg_pipeline::upload::{upload, LargeKind, Source, UploadOptions};
+use cloudimg_pipeline::upload::{LargeKind, UploadOptions};
 use cloudimg_pipeline::{ErrorKind, ObjectPath, ObjectStore, RetryPolicy};
 use common::proxy::{self, Fault, Proxy, Stats};
 use std::time::Duration;
@@ -103,13 +103,7 @@ fn round_trip(
         jobs: 4,
         ..Default::default()
     };
-    let s = upload(
-        faulty,
-        p,
-        Source::stream(std::io::Cursor::new(d.to_vec())),
-        &o,
-    )
-    .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+    let s = common::upload_bytes(faulty, p, d, &o).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
     assert_eq!(s.checksums.md5, common::md5_hex(d));
     assert_eq!(common::fetch(direct, p, 2, 1 << 20), d, "{kind:?}");
     assert_eq!(common::fetch(faulty, p, 4, 64_000), d, "{kind:?} via proxy");
@@ -181,25 +175,13 @@ fn refused_cleanly(
         large: kind,
         ..Default::default()
     };
-    let e = upload(
-        faulty,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &o,
-    )
-    .unwrap_err();
+    let e = common::upload_bytes(faulty, &p, &d, &o).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RetriesExhausted, "{e}");
     assert_eq!(e.status(), Some(503));
     assert_eq!(direct.head(&p).unwrap_err().kind(), ErrorKind::NotFound);
 
     // A good upload, then a download through persistent 503s: an error, no partial success.
-    upload(
-        direct,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &o,
-    )
-    .unwrap();
+    common::upload_bytes(direct, &p, &d, &o).unwrap();
     let mut out = Vec::new();
     let e = download(faulty, &p, &mut out, &DownloadOptions::default()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::RetriesExhausted);
@@ -287,13 +269,8 @@ fn renews_once(
         jobs: 2,
         ..Default::default()
     };
-    upload(
-        faulty,
-        &path,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &o,
-    )
-    .unwrap_or_else(|e| panic!("upload across an expiry: {e}"));
+    common::upload_bytes(faulty, &path, &d, &o)
+        .unwrap_or_else(|e| panic!("upload across an expiry: {e}"));
     assert_eq!(expiring.get(|s| &s.unauthorized), 1);
     assert_eq!(logins.get(|s| &s.logins), 2, "logged in, then renewed once");
     assert_eq!(common::fetch(direct, &path, 2, 1 << 20), d);

@@ -67,13 +67,7 @@ fn corrupted_segment_is_refused() {
             large: kind,
             ..Default::default()
         };
-        upload(
-            &store,
-            &p,
-            Source::stream(std::io::Cursor::new(d.clone())),
-            &o,
-        )
-        .unwrap();
+        common::upload_bytes(&store, &p, &d, &o).unwrap();
         // Flip bytes behind the store's back, keeping size and sidecar.
         let f = dir.path().join("c").join(format!("{name}-00002"));
         let mut bytes = std::fs::read(&f).unwrap();
@@ -100,13 +94,7 @@ fn plain_paths_and_urls() {
     let (store, path) = cloudimg_pipeline::open_url(target.to_str().unwrap()).unwrap();
     store.ensure_container(&path.container).unwrap();
     let d = common::data(5000, 3);
-    upload(
-        &*store,
-        &path,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &UploadOptions::default(),
-    )
-    .unwrap();
+    common::upload_bytes(&*store, &path, &d, &UploadOptions::default()).unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), d);
     let (store2, path2) =
         cloudimg_pipeline::open_url(&format!("file://{}", target.display())).unwrap();
@@ -336,13 +324,7 @@ fn head_unhashed_leaves_out_only_an_etag_that_would_cost_a_read() {
             large,
             ..Default::default()
         };
-        upload(
-            &store,
-            &p,
-            Source::stream(std::io::Cursor::new(d.clone())),
-            &o,
-        )
-        .unwrap();
+        common::upload_bytes(&store, &p, &d, &o).unwrap();
         assert_eq!(
             store.head_unhashed(&p).unwrap(),
             store.head(&p).unwrap(),

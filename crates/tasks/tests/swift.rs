@@ -42,6 +42,17 @@ fn unique(tag: &str) -> String {
 }
 
 /// Deletes containers (and what is in them) when the test ends, pass or fail.
+/// Runs python-swiftclient in `dir` with `args`, which must succeed.
+fn swiftclient(env: &SwiftEnv, dir: &Path, args: &[&str]) {
+    let out = swift_cmd(env, dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "swift {}: {}",
+        args[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 struct Cleanup(SwiftEnv, Vec<String>);
 
 impl Drop for Cleanup {
@@ -115,14 +126,10 @@ fn import_from_a_swiftclient_dlo_and_export_back_through_swift() {
     let tmp = tempfile::tempdir().unwrap();
     let src = fixture("dynamic-hyperv.vhd");
     std::fs::copy(&src, tmp.path().join("disk.vhd")).unwrap();
-    let out = swift_cmd(&env, tmp.path())
-        .args(["upload", "--segment-size", "65536", &uploads, "disk.vhd"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "swift upload: {}",
-        String::from_utf8_lossy(&out.stderr)
+    swiftclient(
+        &env,
+        tmp.path(),
+        &["upload", "--segment-size", "65536", &uploads, "disk.vhd"],
     );
     let info = s.head(&ObjectPath::new(&uploads, "disk.vhd")).unwrap();
     assert!(
@@ -149,15 +156,7 @@ fn import_from_a_swiftclient_dlo_and_export_back_through_swift() {
     let got = tmp.path().join("got");
     std::fs::create_dir(&got).unwrap();
     let name = format!("{}.vhd", rec.id);
-    let dl = swift_cmd(&env, &got)
-        .args(["download", &exports, &name])
-        .output()
-        .unwrap();
-    assert!(
-        dl.status.success(),
-        "swift download: {}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    swiftclient(&env, &got, &["download", &exports, &name]);
     let file = got.join(&name);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), out.size);
     assert_same_disk(&open_leaf(&file), &open_leaf(&src));
@@ -239,15 +238,7 @@ fn chain_export_into_swift_matches_the_chain_and_faults_leave_nothing() {
     let got = tmp.path().join("got");
     std::fs::create_dir(&got).unwrap();
     let name = format!("{}.vhd", rec.id);
-    let dl = swift_cmd(&env, &got)
-        .args(["download", &exports, &name])
-        .output()
-        .unwrap();
-    assert!(
-        dl.status.success(),
-        "swift download: {}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    swiftclient(&env, &got, &["download", &exports, &name]);
     assert_same_disk(
         &open_leaf(&got.join(&name)),
         &open_leaf(&fixture("chain/leaf.vhd")),
@@ -340,20 +331,16 @@ fn a_fixed_source_in_unaligned_segments_keeps_its_disk_and_drops_only_zero_block
     disk.extend_from_slice(&footer.seal());
     let src = tmp.path().join("fixed.vhd");
     std::fs::write(&src, &disk).unwrap();
-    let out = swift_cmd(&env, tmp.path())
-        .args([
+    swiftclient(
+        &env,
+        tmp.path(),
+        &[
             "upload",
             "--segment-size",
             &(3 << 20).to_string(),
             &uploads,
             "fixed.vhd",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "swift upload: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 
     let (_, _, stored) = import_and_unpack(&s, &uploads, "fixed.vhd", &images_c, tmp.path());

@@ -4,7 +4,9 @@
 pub mod proxy;
 
 use cloudimg_pipeline::download::{download, download_to_file, Digests, DownloadOptions};
-use cloudimg_pipeline::upload::{abort, upload, LargeKind, SegmentNaming, Source, UploadOptions};
+use cloudimg_pipeline::upload::{
+    abort, upload, LargeKind, SegmentNaming, Source, UploadOptions, UploadSummary,
+};
 use cloudimg_pipeline::{list_all, ErrorKind, ObjectPath, ObjectStore, PutOptions};
 use md5::{Digest, Md5};
 use sha2::{Sha256, Sha512};
@@ -22,6 +24,21 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(len);
     out
+}
+
+/// Uploads `d` as a stream (the path of stdin and the API's image data).
+pub fn upload_bytes(
+    store: &dyn ObjectStore,
+    p: &ObjectPath,
+    d: &[u8],
+    o: &UploadOptions,
+) -> cloudimg_pipeline::Result<UploadSummary> {
+    upload(
+        store,
+        p,
+        Source::stream(std::io::Cursor::new(d.to_vec())),
+        o,
+    )
 }
 
 pub fn md5_hex(d: &[u8]) -> String {
@@ -218,13 +235,7 @@ fn single_uploads(store: &dyn ObjectStore, c: &str, seg: u64) {
     for (i, len) in [0usize, 1, 4097, seg as usize].into_iter().enumerate() {
         let d = data(len, 10 + i as u64);
         let p = ObjectPath::new(c, format!("single-{len}"));
-        let s = upload(
-            store,
-            &p,
-            Source::stream(std::io::Cursor::new(d.clone())),
-            &opts(seg, LargeKind::Auto),
-        )
-        .unwrap();
+        let s = upload_bytes(store, &p, &d, &opts(seg, LargeKind::Auto)).unwrap();
         assert_eq!(s.kind, "single");
         assert_eq!(s.bytes, len as u64);
         assert_eq!(s.checksums.md5, md5_hex(&d));
@@ -247,13 +258,7 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
     let len = (seg * 3 + 1234) as usize;
     let d = data(len, 20);
     // Stream input.
-    let s = upload(
-        store,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &opts(seg, kind),
-    )
-    .unwrap();
+    let s = upload_bytes(store, &p, &d, &opts(seg, kind)).unwrap();
     assert_eq!(s.segments, 4);
     assert_eq!(s.segments_skipped, 0);
     assert_eq!(s.checksums.sha256, hex::encode(Sha256::digest(&d)));
@@ -284,13 +289,7 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
 
     // A shorter object under the same name: stale segments must not leak into it.
     let d2 = data((seg + 7) as usize, 21);
-    let s3 = upload(
-        store,
-        &p,
-        Source::stream(std::io::Cursor::new(d2.clone())),
-        &opts(seg, kind),
-    )
-    .unwrap();
+    let s3 = upload_bytes(store, &p, &d2, &opts(seg, kind)).unwrap();
     assert_eq!(s3.segments, 2);
     assert_eq!(fetch(store, &p, 2, seg), d2, "{kind:?} after shrink");
 
@@ -298,13 +297,7 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
     if kind != LargeKind::Multipart {
         let q = ObjectPath::new(c, format!("resume-{kind:?}"));
         let d3 = data(len, 22);
-        upload(
-            store,
-            &q,
-            Source::stream(std::io::Cursor::new(d3.clone())),
-            &opts(seg, kind),
-        )
-        .unwrap();
+        upload_bytes(store, &q, &d3, &opts(seg, kind)).unwrap();
         store.delete(&q).unwrap(); // the manifest: as if the first run died before writing it
         let seg_c = c;
         let segs = list_all(store, seg_c, &format!("{}-", q.name)).unwrap();
@@ -312,13 +305,7 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
         store
             .delete(&ObjectPath::new(seg_c, &segs[2].name))
             .unwrap();
-        let s = upload(
-            store,
-            &q,
-            Source::stream(std::io::Cursor::new(d3.clone())),
-            &opts(seg, kind),
-        )
-        .unwrap();
+        let s = upload_bytes(store, &q, &d3, &opts(seg, kind)).unwrap();
         assert_eq!(s.segments_skipped, 3);
         assert_eq!(fetch(store, &q, 2, seg), d3);
 
@@ -336,13 +323,7 @@ fn large(store: &dyn ObjectStore, c: &str, seg: u64, kind: LargeKind) {
 fn dlo_integrity(store: &dyn ObjectStore, c: &str, seg: u64) {
     let p = ObjectPath::new(c, "holes.vhd");
     let d = data((seg * 4) as usize, 30);
-    upload(
-        store,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &opts(seg, LargeKind::Dlo),
-    )
-    .unwrap();
+    upload_bytes(store, &p, &d, &opts(seg, LargeKind::Dlo)).unwrap();
     // A segment replaced by same-sized different bytes: the MD5 check catches it... only
     // the listing's ETag changes, so corrupt the bytes behind the listing's back is not
     // possible remotely; instead a missing middle segment must be refused.
@@ -400,13 +381,7 @@ fn swiftclient_naming(store: &dyn ObjectStore, c: &str, seg: u64) {
 fn auto_kind(store: &dyn ObjectStore, c: &str, seg: u64) {
     let d = data((seg * 2 + 1) as usize, 50);
     let p = ObjectPath::new(c, "auto.bin");
-    let s = upload(
-        store,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &opts(seg, LargeKind::Auto),
-    )
-    .unwrap();
+    let s = upload_bytes(store, &p, &d, &opts(seg, LargeKind::Auto)).unwrap();
     assert_ne!(s.kind, "single");
     assert_eq!(fetch(store, &p, 3, seg), d);
     // Memory bound: a stream with segments above the buffer limit is refused up front.
@@ -414,13 +389,7 @@ fn auto_kind(store: &dyn ObjectStore, c: &str, seg: u64) {
         max_buffer: seg - 1,
         ..opts(seg, LargeKind::Auto)
     };
-    let e = upload(
-        store,
-        &p,
-        Source::stream(std::io::Cursor::new(d.clone())),
-        &o,
-    )
-    .unwrap_err();
+    let e = upload_bytes(store, &p, &d, &o).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage);
     // ...but a file is sent by positional reads.
     let f = write_tmp(&d);
