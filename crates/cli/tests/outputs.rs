@@ -93,17 +93,38 @@ fn unpack_never_writes_over_its_input() {
     let d = tmp.path();
     std::fs::copy(fixture("dynamic-qemu.vhd"), d.join("disk.vhd")).unwrap();
     ok(&cloudimg(d, &["pack", "pkg.tgz", "disk.vhd"]), "pack");
-    // The package sits in the folder under the name of its own member.
-    std::fs::create_dir(d.join("out")).unwrap();
-    std::fs::rename(d.join("pkg.tgz"), d.join("out/0.vhd")).unwrap();
-    let before = std::fs::read(d.join("out/0.vhd")).unwrap();
-    let out = cloudimg(d, &["unpack", "out/0.vhd", "out"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        std::fs::read(d.join("out/0.vhd")).unwrap() == before,
-        "input changed: {err}"
-    );
+    let before = std::fs::read(d.join("pkg.tgz")).unwrap();
+    // The package sits in the folder under the name of its own member: itself,
+    // through a symlink, through a hard link.
+    type Place = fn(&Path, &Path) -> std::io::Result<()>;
+    let ways: [(&str, Place); 3] = [
+        ("itself", |from, to| std::fs::rename(from, to)),
+        ("symlink", |from, to| std::os::unix::fs::symlink(from, to)),
+        ("hard link", |from, to| std::fs::hard_link(from, to)),
+    ];
+    for (how, place) in ways {
+        let out_dir = d.join("out");
+        std::fs::create_dir(&out_dir).unwrap();
+        place(&d.join("pkg.tgz"), &out_dir.join("0.vhd")).unwrap();
+        let out = cloudimg(d, &["unpack", "out/0.vhd", "out"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{how}: {err}");
+        assert!(
+            std::fs::read(out_dir.join("0.vhd")).unwrap() == before,
+            "{how}: input changed: {err}"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["0.vhd"], "{how}: {err}");
+        if how == "itself" {
+            std::fs::rename(out_dir.join("0.vhd"), d.join("pkg.tgz")).unwrap();
+        }
+        std::fs::remove_dir_all(&out_dir).unwrap();
+    }
+    assert!(std::fs::read(d.join("pkg.tgz")).unwrap() == before);
 }
 
 /// Reads a FIFO on a thread while `run` writes into it; the bytes read.

@@ -1,6 +1,6 @@
 //! Every command that reads image data refuses a VHD whose BAT puts a block over the
 //! header and BAT or past the footer and the end of the file (what `check` reports as
-//! `bat_overlaps_metadata` / `bat_outside_file`): exit 1, a line naming the file, `bat`
+//! `bat_overlaps_metadata` / `bat_outside_file`), pack included: exit 1, a line naming the file, `bat`
 //! and the entry's offset, and nothing at the destination.
 
 use cloudimg_fixtures::Corruption;
@@ -102,6 +102,33 @@ fn coalesce_refuses_a_bad_layer_and_leaves_the_parent_alone() {
             others(d, &["base.vhd", "mid.vhd", "leaf.vhd"]),
             Vec::<String>::new()
         );
+    }
+}
+
+#[test]
+fn pack_refuses_in_every_layout_and_writes_nothing() {
+    for c in BAD {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let at = damaged(&fixture("dynamic-qemu.vhd"), d, "bad.vhd", c);
+        std::fs::copy(fixture("fixed.vhd"), d.join("good.vhd")).unwrap();
+        for layout in ["xenserver", "ova"] {
+            // The bad disk alone, and after a good one: nothing is written either way.
+            for inputs in [&["bad.vhd"][..], &["good.vhd", "bad.vhd"][..]] {
+                let mut args = vec!["pack", "--layout", layout, "pkg.out"];
+                args.extend_from_slice(inputs);
+                let out = cloudimg(d, &args);
+                refused(&out, "bad.vhd", at, &format!("{c:?} {args:?}"));
+                assert_eq!(
+                    others(d, &["bad.vhd", "good.vhd"]),
+                    Vec::<String>::new(),
+                    "{c:?} {args:?}"
+                );
+            }
+        }
+        let out = cloudimg(d, &["pack", "-", "bad.vhd"]);
+        refused(&out, "bad.vhd", at, &format!("{c:?} pack to stdout"));
+        assert!(out.stdout.is_empty());
     }
 }
 

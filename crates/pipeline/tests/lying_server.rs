@@ -158,3 +158,26 @@ fn a_body_shorter_than_its_content_length_is_not_taken() {
     assert!(e.to_string().contains("9223372036854775807"), "{e}");
     assert!(out.len() <= 5);
 }
+
+#[test]
+fn a_listing_body_past_its_cap_is_refused_unread() {
+    // 65 MiB of JSON whitespace, then an empty listing: valid if read whole, so only the
+    // 64 MiB cap on a listing's body can refuse it.
+    const CAP: usize = 64 << 20;
+    let (base, count) = server(|_, _| {
+        let mut a =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        a.resize(a.len() + CAP + (1 << 20), b' ');
+        a.extend_from_slice(b"[]");
+        a
+    });
+    let e = list_all(&store(&base), "c", "").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("response larger than {CAP} bytes")),
+        "{e}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one request");
+}

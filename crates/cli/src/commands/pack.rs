@@ -114,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         mtime: None,
     };
     let sources = match args.layout {
-        PackLayout::Xenserver => chain_sources(&args)?,
+        PackLayout::Xenserver => chain_paths(&args)?,
         PackLayout::Ova => {
             if args.chain {
                 bail!("--chain applies to the xenserver layout; an OVA holds standalone disks (coalesce first)");
@@ -122,6 +122,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.vhds.clone()
         }
     };
+    // Every source passes `check`'s rules before a byte is written (what `summarize_file`
+    // reads is only the footer and header), and stays open under its shared lock while
+    // it is packed, so an in-place coalesce cannot start writing under the package.
+    let _held = sources
+        .iter()
+        .map(cloudimg_vhd::Image::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.layout == PackLayout::Xenserver {
+        check_links(&sources)?;
+    }
     let mut total = 0;
     for p in &sources {
         total += std::fs::metadata(p)
@@ -232,22 +242,24 @@ fn source_of(name: &str, sources: &[PathBuf]) -> String {
         .map_or_else(|| "(generated)".into(), |p| p.display().to_string())
 }
 
-/// The chain files, leaf first, checked to link up before anything is written.
-fn chain_sources(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
-    let paths = if args.chain {
-        if args.vhds.len() != 1 {
-            bail!("--chain takes the leaf VHD alone");
-        }
-        let chain =
-            cloudimg_vhd::Chain::open(&args.vhds[0], &cloudimg_vhd::ChainOptions::default())?;
-        chain
-            .layers()
-            .iter()
-            .map(|l| l.path().to_path_buf())
-            .collect()
-    } else {
-        args.vhds.clone()
-    };
+/// The chain files, leaf first: the arguments, or the layers `--chain` finds.
+fn chain_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    if !args.chain {
+        return Ok(args.vhds.clone());
+    }
+    if args.vhds.len() != 1 {
+        bail!("--chain takes the leaf VHD alone");
+    }
+    let chain = cloudimg_vhd::Chain::open(&args.vhds[0], &cloudimg_vhd::ChainOptions::default())?;
+    Ok(chain
+        .layers()
+        .iter()
+        .map(|l| l.path().to_path_buf())
+        .collect())
+}
+
+/// Checks that the chain files link up before anything is written.
+fn check_links(paths: &[PathBuf]) -> anyhow::Result<()> {
     let mut members = Vec::new();
     for (index, p) in paths.iter().enumerate() {
         let vhd = summarize_file(p)?;
@@ -259,7 +271,7 @@ fn chain_sources(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
         });
     }
     check_chain(&mut members)?;
-    Ok(paths)
+    Ok(())
 }
 
 fn write_package<W: Write>(

@@ -8,6 +8,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::Arc;
 
+/// A positional input whose byte ranges can be produced again, as often as asked (e.g.
+/// an exported VHD computed on demand from a chain of layers): the upload sends each
+/// segment from a fresh reader of its range, so a failed PUT is retried from the first
 /// byte and no segment is ever held in memory.
 pub trait ReadRange: Send + Sync {
     /// Bytes of the whole input.
