@@ -14,7 +14,7 @@
 #               default and against `qemu-img -t writeback` (fdatasync at the end)
 # Machine costs users elsewhere may not have are rows of their own, never
 # subtracted: touching fresh memory (this VM hands freed memory back to its
-# host), filling a new file with the data's bytes (fill.py: the floor of any
+# host), filling a new file with the data's bytes (fill.rs: the floor of any
 # "new output" row) and removing the previous output (this ext4 is mounted with `discard`:
 # freeing blocks waits for the disk), which a user who removes it first pays.
 #
@@ -26,6 +26,7 @@
 source "$(dirname "$0")/lib.sh"
 need qemu-img cmp python3
 CLOUDIMG_BIN="$(cloudimg_bin)"
+FILL_BIN="$(fill_bin)"
 d="$BENCH_DIR/convert"
 mkdir -p "$d"
 sizes="${BENCH_SIZES:-$BENCH_SIZE_MB}"
@@ -82,15 +83,17 @@ for size in $sizes; do
         done
         # The floor under every "new output" row: the data's bytes written
         # into a new file through the page cache by a program that reads
-        # nothing and computes nothing (fill.py; the previous file removed
-        # first, not timed). No tool converting into a new file can beat it.
+        # nothing and computes nothing (benches/src/bin/fill.rs; the previous
+        # file removed first, not timed), one writer in 2 MiB and 8 MiB
+        # writes, two writers, two threads copying into a shared mapping. No
+        # tool converting into a new file goes below the fastest of them.
         floor="$d/floor.out"
         for round in $(seq 0 "$BENCH_RUNS"); do
-            for how in "write 1" "write 2" "mmap 2"; do
+            for how in "write 1 2048" "write 1 8192" "write 2 8192" "mmap 2 8192"; do
                 set -- $how
                 rm -f "$floor"
                 sync
-                timed "$label: fill a new file with $alloc MiB" "$1, $2 process(es)" python3 "$(dirname "$0")/fill.py" "$1" "$floor" "$alloc" "$2"
+                timed "$label: fill a new file with $alloc MiB" "$1, $2 thread(s), $(($3 / 1024)) MiB pieces" "$FILL_BIN" "$1" "$floor" "$alloc" "$2" "$3"
             done
         done
         rm -f "$floor"

@@ -39,6 +39,17 @@ cloudimg_bin() {
     echo "$dir/release/cloudimg"
 }
 
+# Builds (once) and locates benches/src/bin/fill.rs, the floor of a new output.
+fill_bin() {
+    if [ -n "${FILL:-}" ]; then
+        echo "$FILL"
+        return
+    fi
+    local dir="${CARGO_TARGET_DIR:-$bench_root/target}"
+    (cd "$bench_root" && cargo build --release --quiet -p cloudimg-benches --bin fill >&2)
+    echo "$dir/release/fill"
+}
+
 # True when `cloudimg SUB` exists: stubs fail with "not implemented yet" and hide
 # their arguments, so their --help lists no option besides --help itself.
 implemented() {
