@@ -53,7 +53,11 @@ fn fill(mode: &str, path: &str, total: u64, threads: u64, chunk: usize) -> std::
         "mmap" => {
             file.set_len(total)?;
             // SAFETY: the file is ours, created above, and nothing else maps or resizes it.
-            Some(unsafe { memmap2::MmapOptions::new().len(total as usize).map_mut(&file)? })
+            Some(unsafe {
+                memmap2::MmapOptions::new()
+                    .len(total as usize)
+                    .map_mut(&file)?
+            })
         }
         _ => return Err(std::io::Error::other("mode is write or mmap")),
     };
