@@ -150,7 +150,7 @@ fn local_file_commands() {
         d,
         &["pack", "out.tgz", "nothere.vhd"],
         &[],
-        &format!("cloudimg: nothere.vhd: open VHD: {NOENT}"),
+        &format!("cloudimg: nothere.vhd: open: {NOENT}"),
         2,
     );
     fails(
@@ -345,7 +345,7 @@ fn unreadable_input() {
         d,
         &["pack", "o.tgz", "r.vhd"],
         &[],
-        &format!("cloudimg: r.vhd: open VHD: {denied}"),
+        &format!("cloudimg: r.vhd: open: {denied}"),
         2,
     );
     fails_as(
@@ -366,7 +366,7 @@ fn unreadable_input() {
         ),
         (
             &["pack", "o.tgz", "dir.vhd"],
-            format!("cloudimg: dir.vhd: read VHD head: {isdir}"),
+            format!("cloudimg: dir.vhd: open: {isdir}"),
         ),
         (
             &["upload", "dir.vhd", "c/x.vhd"],

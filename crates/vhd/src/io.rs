@@ -47,7 +47,13 @@ impl FileIo {
 
     /// Wraps an open file.
     pub fn new(file: File) -> io::Result<FileIo> {
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        // A folder opens like a file but has no bytes to read; saying so here beats a
+        // read error at a footer offset computed from the folder's size.
+        if meta.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        let len = meta.len();
         Ok(FileIo { file, len })
     }
 
