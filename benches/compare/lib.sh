@@ -28,27 +28,24 @@ need() {
 }
 need /usr/bin/time
 
-# Builds (once) and locates the cloudimg binary.
-cloudimg_bin() {
-    if [ -n "${CLOUDIMG:-}" ]; then
-        echo "$CLOUDIMG"
+# release_bin OVERRIDE BIN [CARGO ARGS...]: the path in OVERRIDE when set, else
+# binary BIN built (once) with --release.
+release_bin() {
+    local override="$1" bin="$2"
+    shift 2
+    if [ -n "$override" ]; then
+        echo "$override"
         return
     fi
-    local dir="${CARGO_TARGET_DIR:-$bench_root/target}"
-    (cd "$bench_root" && cargo build --release --quiet --bin cloudimg >&2)
-    echo "$dir/release/cloudimg"
+    (cd "$bench_root" && cargo build --release --quiet "$@" --bin "$bin" >&2)
+    echo "${CARGO_TARGET_DIR:-$bench_root/target}/release/$bin"
 }
 
-# Builds (once) and locates benches/src/bin/fill.rs, the floor of a new output.
-fill_bin() {
-    if [ -n "${FILL:-}" ]; then
-        echo "$FILL"
-        return
-    fi
-    local dir="${CARGO_TARGET_DIR:-$bench_root/target}"
-    (cd "$bench_root" && cargo build --release --quiet -p cloudimg-benches --bin fill >&2)
-    echo "$dir/release/fill"
-}
+# The cloudimg binary ($CLOUDIMG when set).
+cloudimg_bin() { release_bin "${CLOUDIMG:-}" cloudimg; }
+
+# benches/src/bin/fill.rs, the floor of a new output ($FILL when set).
+fill_bin() { release_bin "${FILL:-}" fill -p cloudimg-benches; }
 
 # True when `cloudimg SUB` exists: stubs fail with "not implemented yet" and hide
 # their arguments, so their --help lists no option besides --help itself.

@@ -113,22 +113,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         compression,
         mtime: None,
     };
-    let sources = match args.layout {
-        PackLayout::Xenserver => chain_paths(&args)?,
+    // Every source is opened as an image, which applies `check`'s rules, before a byte is
+    // written (`summarize_file` reads only the footer and header), and stays open under its
+    // shared lock while it is packed, so an in-place coalesce cannot start writing under
+    // the package.
+    let held = match args.layout {
+        PackLayout::Xenserver => chain_layers(&args)?,
         PackLayout::Ova => {
             if args.chain {
                 bail!("--chain applies to the xenserver layout; an OVA holds standalone disks (coalesce first)");
             }
-            args.vhds.clone()
+            open_each(&args.vhds)?
         }
     };
-    // Every source passes `check`'s rules before a byte is written (what `summarize_file`
-    // reads is only the footer and header), and stays open under its shared lock while
-    // it is packed, so an in-place coalesce cannot start writing under the package.
-    let _held = sources
-        .iter()
-        .map(cloudimg_vhd::Image::open)
-        .collect::<Result<Vec<_>, _>>()?;
+    let sources: Vec<PathBuf> = held.iter().map(|i| i.path().to_path_buf()).collect();
     if args.layout == PackLayout::Xenserver {
         check_links(&sources)?;
     }
@@ -242,20 +240,23 @@ fn source_of(name: &str, sources: &[PathBuf]) -> String {
         .map_or_else(|| "(generated)".into(), |p| p.display().to_string())
 }
 
-/// The chain files, leaf first: the arguments, or the layers `--chain` finds.
-fn chain_paths(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+/// The chain's images, leaf first: the arguments, or the layers `--chain` finds.
+fn chain_layers(args: &Args) -> anyhow::Result<Vec<cloudimg_vhd::Image>> {
     if !args.chain {
-        return Ok(args.vhds.clone());
+        return open_each(&args.vhds);
     }
     if args.vhds.len() != 1 {
         bail!("--chain takes the leaf VHD alone");
     }
     let chain = cloudimg_vhd::Chain::open(&args.vhds[0], &cloudimg_vhd::ChainOptions::default())?;
-    Ok(chain
-        .layers()
+    Ok(chain.into_layers())
+}
+
+fn open_each(paths: &[PathBuf]) -> anyhow::Result<Vec<cloudimg_vhd::Image>> {
+    Ok(paths
         .iter()
-        .map(|l| l.path().to_path_buf())
-        .collect())
+        .map(cloudimg_vhd::Image::open)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Checks that the chain files link up before anything is written.
